@@ -1,0 +1,5 @@
+"""``python -m vault``: the command line."""
+
+from .cli.main import main
+
+main()

@@ -1,0 +1,168 @@
+"""Cutting file contents into chunks.
+
+Two chunkers:
+
+* **safetensors layout**: the 8-byte length and JSON header form one chunk; each tensor's bytes
+  form their own chunks (a tensor larger than :data:`PIECE_SIZE` in fixed pieces). A tensor that
+  did not change therefore dedups exactly, whatever moved around it in the file.
+* **content-defined** (FastCDC) for every other file, so an insertion shifts only nearby cuts.
+
+A chunker yields ``(offset, length)`` spans that tile the file exactly; reading is left to the
+caller, which streams the spans without holding the file in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+PIECE_SIZE = 4 << 20
+"""Largest chunk cut from a single tensor."""
+
+CDC_MIN = 256 << 10
+CDC_AVG = 768 << 10  # FastCDC's effective average is avg + min, about 1 MiB
+CDC_MAX = 4 << 20
+CDC_READ = 16 << 20
+
+MAX_HEADER = 100 << 20
+"""Largest safetensors header we accept before treating the file as opaque bytes."""
+
+Span = tuple[int, int]
+
+
+def safetensors_spans(header_len: int, header: dict, file_size: int) -> list[Span] | None:
+    """Spans for a safetensors file, or ``None`` when its header does not describe it exactly.
+
+    Args:
+        header_len: the length prefix (bytes of JSON after the first 8 bytes).
+        header: the parsed JSON header.
+        file_size: the file's length.
+    """
+    start = 8 + header_len
+    ranges = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            lo, hi = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not 0 <= lo <= hi:
+            return None
+        ranges.append((start + lo, start + hi))
+    ranges.sort()
+    spans: list[Span] = [(0, start)]
+    pos = start
+    for lo, hi in ranges:
+        if lo < pos or hi > file_size:
+            return None  # overlapping or out-of-bounds tensors: not a layout we trust
+        if lo > pos:
+            spans.append((pos, lo - pos))  # padding or unlisted bytes
+        spans.extend(_fixed(lo, hi))
+        pos = hi
+    if pos < file_size:
+        spans.extend(_fixed(pos, file_size))
+    return spans
+
+
+def _fixed(lo: int, hi: int) -> Iterator[Span]:
+    while lo < hi:
+        n = min(PIECE_SIZE, hi - lo)
+        yield lo, n
+        lo += n
+
+
+def read_safetensors_header(f: BinaryIO, file_size: int) -> tuple[int, dict] | None:
+    """Read the header of an open safetensors file; ``None`` when it is not a valid one."""
+    if file_size < 8:
+        return None
+    f.seek(0)
+    prefix = f.read(8)
+    (n,) = struct.unpack("<Q", prefix)
+    if n > MAX_HEADER or 8 + n > file_size:
+        return None
+    try:
+        header = json.loads(f.read(n))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(header, dict):
+        return None
+    return n, header
+
+
+def is_safetensors_name(path: str | Path) -> bool:
+    """Whether a path names a safetensors file."""
+    return str(path).endswith(".safetensors")
+
+
+class Chunker:
+    """Cuts files into chunks and reads them.
+
+    One instance per thread: the FastCDC state is not shareable.
+    """
+
+    def __init__(self) -> None:
+        from pyfastcdc import FastCDC  # imported on first use: keeps CLI start-up light
+
+        self._cdc = FastCDC(CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
+
+    def pieces(self, path: Path, size: int) -> Iterator[bytes]:
+        """Yield the file's chunks as bytes, in order, reading it once.
+
+        Raises:
+            OSError: when the file cannot be read.
+        """
+        with open(path, "rb", buffering=0) as f:
+            if size == 0:
+                return
+            spans = None
+            if is_safetensors_name(path):
+                parsed = read_safetensors_header(f, size)  # type: ignore[arg-type]
+                if parsed is not None:
+                    spans = safetensors_spans(parsed[0], parsed[1], size)
+            if spans is not None:
+                yield from _read_spans(f, spans)  # type: ignore[arg-type]
+                return
+            f.seek(0)
+            if size <= CDC_MIN:
+                yield _read_exact(f, size)  # type: ignore[arg-type]
+                return
+            yield from self._cdc_pieces(f)  # type: ignore[arg-type]
+
+    def _cdc_pieces(self, f: BinaryIO) -> Iterator[bytes]:
+        buf = b""
+        while True:
+            data = f.read(CDC_READ)
+            eof = not data
+            buf = buf + data if buf else data
+            if not buf:
+                return
+            cuts = list(self._cdc.cut_buf(buf))
+            # The last cut of a window may end only because the window ended: carry it over.
+            keep = cuts if eof else cuts[:-1]
+            for c in keep:
+                yield bytes(c.data)
+            if eof:
+                return
+            consumed = keep[-1].offset + keep[-1].length if keep else 0
+            buf = buf[consumed:]
+
+
+def _read_exact(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise OSError(f"file shrank while reading ({len(data)} of {n} bytes)")
+    return data
+
+
+def _read_spans(f: BinaryIO, spans: list[Span]) -> Iterator[bytes]:
+    fd = f.fileno()
+    for offset, length in spans:
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise OSError(f"file shrank while reading ({offset}+{len(data)} of {length} bytes)")
+        yield data

@@ -1,0 +1,1 @@
+"""The ``vault`` command line: a thin shell over :class:`vault.Repository`."""

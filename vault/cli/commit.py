@@ -1,0 +1,47 @@
+"""``vault commit``."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import BadValue
+from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+
+
+def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` strings to a mapping."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadValue("--meta", pair, "expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=False))
+@click.option("-m", "--message", required=True, help="What this version is.")
+@click.option("--tag", "tags", multiple=True, metavar="NAME", help="Tag the new version.")
+@click.option("--meta", "metas", multiple=True, metavar="KEY=VALUE", help="Free-form metadata.")
+@json_option
+@pass_ctx
+def commit(ctx: Context, path: str, message: str, tags: tuple[str, ...],
+           metas: tuple[str, ...], as_json: bool) -> None:
+    """Store PATH (a file or directory) as a new version on top of latest."""
+    from ..progress import for_terminal
+
+    meta = parse_meta(metas)
+    repo = ctx.repo()
+    result = repo.commit(path, message, tags=list(tags), meta=meta, progress=for_terminal())
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{result.version} {result.id}")
+    click.echo(
+        f"{result.files} files, {human_bytes(result.bytes)}; new {human_bytes(result.new_bytes)},"
+        f" stored {human_bytes(result.stored_bytes)}"
+    )
+
+
+COMMANDS = [commit]

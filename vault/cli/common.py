@@ -1,0 +1,100 @@
+"""What every command shares: finding the repository, printing JSON, sizes, error handling."""
+
+from __future__ import annotations
+
+import errno
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..errors import VaultError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """Per-invocation state stored on click's context object."""
+
+    def __init__(self, repo_dir: str | None, debug: bool) -> None:
+        self.repo_dir = repo_dir
+        self.debug = debug
+
+    def repo(self):  # type: ignore[no-untyped-def]
+        """Open the repository named by ``--repo``, ``$VAULT_DIR`` or the nearest ``.vault``."""
+        from ..repo import Repository
+
+        if self.repo_dir:
+            return Repository.open(self.repo_dir)
+        return Repository.find()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def json_option(f: F) -> F:
+    """Add ``--json``."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)  # type: ignore[return-value]
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` (dataclasses included) as indented JSON on stdout."""
+
+    def default(o: Any) -> Any:
+        if is_dataclass(o) and not isinstance(o, type):
+            return asdict(o)
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+    click.echo(json.dumps(value, indent=2, default=default, ensure_ascii=False))
+
+
+def human_bytes(n: float) -> str:
+    """``1.5 GiB`` style sizes."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``vault: error: MESSAGE`` on stderr and exit with ``code``."""
+    click.echo(f"vault: error: {message}", err=True)
+    sys.exit(code)
+
+
+class VaultGroup(click.Group):
+    """A click group that turns vault's errors into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; map errors to messages unless ``--debug`` was given."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except VaultError as exc:
+            if _debug(ctx):
+                raise
+            fail(exc.message, exc.exit_code)
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            fail("interrupted", 130)
+        except OSError as exc:
+            if _debug(ctx):
+                raise
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                fail(f"no space left on device: {exc.filename or ''}".rstrip(": "))
+            where = f": {exc.filename}" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}")
+
+
+def _debug(ctx: click.Context) -> bool:
+    obj = ctx.find_object(Context)
+    return bool(obj and obj.debug)

@@ -1,0 +1,35 @@
+"""The ``vault`` group and its global options; each command lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .common import Context, VaultGroup
+
+
+@click.group(cls=VaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--repo", "repo_dir", metavar="DIR", envvar=None,
+              help="The repository directory (default: $VAULT_DIR, else the nearest .vault/).")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(__version__, prog_name="vault")
+@click.pass_context
+def cli(ctx: click.Context, repo_dir: str | None, debug: bool) -> None:
+    """vault: never lose a trained model again, and never pay twice for the same bytes."""
+    ctx.obj = Context(repo_dir, debug)
+
+
+def _register() -> None:
+    from . import checkout, commit, init, log, maintenance, tag
+
+    for module in (init, commit, log, checkout, tag, maintenance):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="vault")

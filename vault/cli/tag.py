@@ -1,0 +1,47 @@
+"""``vault tag``."""
+
+from __future__ import annotations
+
+import click
+
+from .common import Context, emit_json, json_option, pass_ctx
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.argument("rev", required=False)
+@click.option("-d", "--delete", "delete", is_flag=True, help="Delete the tag NAME.")
+@click.option("--force", is_flag=True, help="Move an existing tag.")
+@json_option
+@pass_ctx
+def tag(ctx: Context, name: str | None, rev: str | None, delete: bool, force: bool,
+        as_json: bool) -> None:
+    """List tags, tag REV as NAME, or delete NAME with -d."""
+    repo = ctx.repo()
+    if delete:
+        if not name or rev:
+            raise click.UsageError("use 'vault tag -d NAME'")
+        info = repo.untag(name)
+        if as_json:
+            emit_json(info)
+        else:
+            click.echo(f"deleted tag {name} (was {info.id[:12]})")
+        return
+    if name is None:
+        tags = repo.tags()
+        if as_json:
+            emit_json(tags)
+        else:
+            for t in tags:
+                click.echo(f"{t.name}\t{t.version or '-'}\t{t.id[:12]}")
+        return
+    if rev is None:
+        raise click.UsageError("use 'vault tag NAME REV'")
+    info = repo.tag(name, rev, force=force)
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(f"tagged {info.version or info.id[:12]} as {name}")
+
+
+COMMANDS = [tag]

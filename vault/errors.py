@@ -1,0 +1,166 @@
+"""The error hierarchy: every failure vault reports is a :class:`VaultError`.
+
+Errors carry the data that explains them as attributes; the message is built from those fields.
+Only the command line turns an error into text on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """Root of every error vault raises on purpose."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RepoNotFound(VaultError):
+    """No repository at the given place, or none found walking up from the current directory."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"not a vault repository: {where} (run 'vault init' first)")
+        self.where = where
+
+
+class RepoExists(VaultError):
+    """``init`` was asked to create a repository where one already exists."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"a vault repository already exists at {where}")
+        self.where = where
+
+
+class UnsupportedFormat(VaultError):
+    """The repository was written by a format this release cannot read."""
+
+    def __init__(self, where: str, found: object, supported: int) -> None:
+        super().__init__(
+            f"repository {where} has format {found!r}; this vault reads format {supported}"
+        )
+        self.where = where
+        self.found = found
+        self.supported = supported
+
+
+class UnknownRevision(VaultError):
+    """A revision string names no version."""
+
+    def __init__(self, rev: str, why: str = "") -> None:
+        super().__init__(f"unknown revision: {rev}" + (f" ({why})" if why else ""))
+        self.rev = rev
+
+
+class AmbiguousRevision(VaultError):
+    """An id prefix matches more than one version."""
+
+    def __init__(self, rev: str, candidates: list[str]) -> None:
+        shown = ", ".join(candidates[:10]) + (" ..." if len(candidates) > 10 else "")
+        super().__init__(f"ambiguous revision {rev}: matches {shown}")
+        self.rev = rev
+        self.candidates = candidates
+
+
+class ObjectMissing(VaultError):
+    """An object that something refers to is not in the store."""
+
+    def __init__(self, oid: str) -> None:
+        super().__init__(f"object {oid} is missing from the store")
+        self.oid = oid
+
+
+class CorruptObject(VaultError):
+    """An object's bytes do not hash to its id, or cannot be decoded."""
+
+    def __init__(self, oid: str, actual: str | None = None, why: str = "") -> None:
+        detail = why or (f"content hashes to {actual}" if actual else "damaged")
+        super().__init__(f"corrupt object {oid}: {detail}")
+        self.oid = oid
+        self.expected = oid
+        self.actual = actual
+
+
+class PathNotFound(VaultError):
+    """A path given by the user does not exist."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"path not found: {path}")
+        self.path = path
+
+
+class UnsupportedFile(VaultError):
+    """A file type vault does not store (fifo, socket, device)."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"cannot store {path}: {kind} files are not supported")
+        self.path = path
+        self.kind = kind
+
+
+class UnsafePath(VaultError):
+    """A manifest path that is absolute, climbs out of the destination, or crosses a symlink."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"refusing unsafe path {path!r}: {why}")
+        self.path = path
+        self.why = why
+
+
+class DestinationNotEmpty(VaultError):
+    """Checkout into a non-empty directory without ``--force``."""
+
+    def __init__(self, dest: str) -> None:
+        super().__init__(f"destination {dest} is not empty (use --force to overwrite)")
+        self.dest = dest
+
+
+class LockTimeout(VaultError):
+    """Another process held a repository lock for longer than we were willing to wait."""
+
+    def __init__(self, lock: str, timeout: float) -> None:
+        super().__init__(f"timed out after {timeout:g}s waiting for lock {lock}")
+        self.lock = lock
+        self.timeout = timeout
+
+
+class RefConflict(VaultError):
+    """A ref did not hold the value a compare-and-swap expected."""
+
+    def __init__(self, ref: str, expected: str | None, actual: str | None) -> None:
+        super().__init__(f"ref {ref} moved: expected {expected}, found {actual}")
+        self.ref = ref
+        self.expected = expected
+        self.actual = actual
+
+
+class TagError(VaultError):
+    """A tag name is invalid, exists already, or does not exist."""
+
+
+class DiskFull(VaultError):
+    """The file system ran out of space while writing."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            f"no space left on device while writing {where}; earlier versions are intact"
+            " and what was half written is garbage for 'vault gc'"
+        )
+        self.where = where
+
+
+class BadValue(VaultError):
+    """A value given by the user (a duration, a metadata pair, a count) is malformed."""
+
+    def __init__(self, what: str, value: object, why: str) -> None:
+        super().__init__(f"bad {what} {value!r}: {why}")
+        self.what = what
+        self.value = value
+        self.why = why
+
+
+class VerifyFailed(VaultError):
+    """``verify`` found damaged or missing objects."""
+
+    exit_code = 1

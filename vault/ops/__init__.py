@@ -1,0 +1,1 @@
+"""The verbs: each module implements one operation over the store and the refs."""

@@ -1,0 +1,259 @@
+"""Checkout: write a version's files under a destination, verified, all or nothing.
+
+Everything is first written into a staging directory (beside DEST when DEST does not exist yet,
+inside it otherwise), every chunk verified against its id on the way. Only when the whole version
+is staged are the files moved to their final names, so a failed checkout (a damaged object, a full
+disk) leaves no file under a final name with bytes other than the version's, and removes what it
+staged.
+
+A hostile or damaged tree cannot write outside DEST: paths are checked before anything is
+written, and no path component under DEST that is a symlink is ever traversed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..errors import DestinationNotEmpty, DiskFull, UnsafePath
+from ..fsutil import TMP_PREFIX, fsync_dir
+from ..objects import KIND_FILE, KIND_LINK, Tree, TreeEntry
+from ..progress import NullProgress, Progress
+from ..store import ObjectStore
+
+PREFETCH = 6
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    """What a checkout wrote."""
+
+    dest: Path
+    files: int
+    bytes: int
+
+
+def check_paths(tree: Tree) -> None:
+    """Refuse a tree with any path that is absolute, climbs out, or nests under another entry.
+
+    Raises:
+        UnsafePath: naming the first bad path.
+    """
+    seen: set[str] = set()
+    for entry in tree.entries:
+        p = entry.path
+        if not p or "\x00" in p or "\\" in p:
+            raise UnsafePath(p, "empty or contains NUL or backslash")
+        if p.startswith("/"):
+            raise UnsafePath(p, "absolute path")
+        parts = p.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise UnsafePath(p, "contains an empty, '.' or '..' component")
+        if p in seen:
+            raise UnsafePath(p, "listed twice")
+        seen.add(p)
+    for entry in tree.entries:
+        parent = PurePosixPath(entry.path).parent
+        while str(parent) != ".":
+            if str(parent) in seen:
+                raise UnsafePath(entry.path, f"lies under {parent}, which is a file or a link")
+            parent = parent.parent
+
+
+def _is_empty_dir(path: Path) -> bool:
+    with os.scandir(path) as it:
+        return next(it, None) is None
+
+
+def _ensure_dirs(root: Path, rel: PurePosixPath) -> Path:
+    """Create ``root/rel`` directory by directory, refusing to pass through any symlink."""
+    cur = root
+    for part in rel.parts:
+        cur = cur / part
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            os.mkdir(cur)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePath(str(rel), f"{cur} is a symlink; refusing to write through it")
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafePath(str(rel), f"{cur} exists and is not a directory")
+    return cur
+
+
+def _chunks(store: ObjectStore, tree: Tree, pool: ThreadPoolExecutor) -> Iterator[bytes]:
+    """Every chunk of every file entry, in tree order, fetched and verified ahead on the pool."""
+    window: deque[Future[bytes]] = deque()
+
+    def refs() -> Iterator[str]:
+        for entry in tree.entries:
+            if entry.kind == KIND_FILE:
+                assert entry.file is not None
+                for c in store.get_file(entry.file).chunks:
+                    yield c.oid
+
+    it = refs()
+    for oid in it:
+        window.append(pool.submit(store.get, oid))  # type: ignore[arg-type]
+        if len(window) >= PREFETCH:
+            yield window.popleft().result()
+    while window:
+        yield window.popleft().result()
+
+
+def _write_staged(
+    store: ObjectStore, tree: Tree, staging: Path, progress: Progress
+) -> None:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vault-read") as pool:
+        chunks = _chunks(store, tree, pool)
+        for entry in tree.entries:
+            rel = PurePosixPath(entry.path)
+            parent = _ensure_dirs(staging, rel.parent)
+            target = parent / rel.name
+            if entry.kind == KIND_LINK:
+                assert entry.target is not None
+                os.symlink(entry.target, target)
+                continue
+            _write_file(store, entry, target, chunks, progress)
+
+
+def _write_file(
+    store: ObjectStore, entry: TreeEntry, target: Path, chunks: Iterator[bytes], progress: Progress
+) -> None:
+    assert entry.file is not None
+    manifest = store.get_file(entry.file)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        if entry.size:
+            with contextlib.suppress(OSError):
+                os.posix_fallocate(fd, 0, entry.size)
+        for _ in manifest.chunks:
+            data = next(chunks)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            progress.advance(len(data))
+        os.fchmod(fd, entry.mode & 0o7777)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkout(
+    store: ObjectStore,
+    tree: Tree,
+    dest: Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> CheckoutResult:
+    """Write ``tree`` under ``dest``.
+
+    Args:
+        store: where the objects are.
+        tree: the version's tree.
+        dest: the destination directory, created with its parents when missing.
+        force: write into a non-empty ``dest``, replacing the version's paths and leaving other
+            files alone.
+        progress: receives bytes written.
+
+    Raises:
+        DestinationNotEmpty: ``dest`` has files and ``force`` is false.
+        UnsafePath: the tree or ``dest`` would make us write outside ``dest``.
+        CorruptObject, ObjectMissing: a damaged store; nothing is left behind.
+    """
+    progress = progress or NullProgress()
+    check_paths(tree)
+    dest = Path(os.path.abspath(dest))
+    exists = os.path.lexists(dest)
+    if exists:
+        if not dest.is_dir():
+            raise UnsafePath(str(dest), "destination exists and is not a directory")
+        if not force and not _is_empty_dir(dest):
+            raise DestinationNotEmpty(str(dest))
+        if force:
+            _check_force_targets(tree, dest)
+    created: list[Path] = []
+    if not exists:
+        missing = []
+        cur = dest.parent
+        while not os.path.lexists(cur):
+            missing.append(cur)
+            cur = cur.parent
+        for d in reversed(missing):
+            os.mkdir(d)
+            created.append(d)
+    staging_parent = dest if exists else dest.parent
+    staging = staging_parent / f"{TMP_PREFIX}checkout-{os.getpid()}-{secrets.token_hex(4)}"
+    progress.start("checkout", tree.size)
+    try:
+        os.mkdir(staging, 0o700)
+        _write_staged(store, tree, staging, progress)
+        if exists:
+            _move_into(tree, staging, dest)
+            shutil.rmtree(staging)
+        else:
+            os.chmod(staging, 0o777 & ~_umask())
+            os.rename(staging, dest)
+        fsync_dir(dest if exists else dest.parent)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(str(dest)) from exc
+        raise
+    finally:
+        progress.finish()
+    return CheckoutResult(dest, tree.file_count, tree.size)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _check_force_targets(tree: Tree, dest: Path) -> None:
+    """Before anything is written, make sure every final path can be replaced safely."""
+    for entry in tree.entries:
+        rel = PurePosixPath(entry.path)
+        cur = dest
+        for part in rel.parent.parts:
+            cur = cur / part
+            try:
+                st = os.lstat(cur)
+            except FileNotFoundError:
+                break
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafePath(entry.path, f"{cur} is a symlink; refusing to write through it")
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(entry.path, f"{cur} exists and is not a directory")
+        else:
+            final = dest / entry.path
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISDIR(os.lstat(final).st_mode):
+                    raise UnsafePath(entry.path, f"{final} is a directory")
+
+
+def _move_into(tree: Tree, staging: Path, dest: Path) -> None:
+    """Rename each staged entry onto its final name (replacing a file or link, never following)."""
+    touched: set[Path] = set()
+    for entry in tree.entries:
+        rel = PurePosixPath(entry.path)
+        parent = _ensure_dirs(dest, rel.parent)
+        os.replace(staging / entry.path, parent / rel.name)
+        touched.add(parent)
+    for d in touched:
+        fsync_dir(d)

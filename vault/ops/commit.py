@@ -1,0 +1,213 @@
+"""Commit: turn a file or directory into chunks, file manifests, a tree and a version.
+
+Order of writes (see ``docs/format.md``): chunks and file manifests, then the tree, then a sync of
+every directory written to; only then, under the refs lock, the version object and the ref
+transaction that names it. A version is never visible before everything it reaches is durable.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..chunking import Chunker
+from ..errors import PathNotFound, UnsupportedFile
+from ..ids import Oid, hash_bytes
+from ..objects import KIND_FILE, KIND_LINK, ChunkRef, FileManifest, Tree, TreeEntry
+from ..progress import NullProgress, Progress
+from ..store import ObjectStore
+
+IGNORED_NAMES = frozenset({".vault"})
+"""Directory names never committed (a repository inside the committed directory)."""
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """A file or link found under the committed path."""
+
+    path: str  # relative, "/"-separated
+    abspath: Path
+    kind: str
+    size: int
+    mode: int
+    target: str | None = None
+
+
+@dataclass
+class TreeResult:
+    """What storing a tree cost.
+
+    Attributes:
+        tree: id of the stored tree.
+        tree_obj: the tree itself.
+        bytes: logical bytes of the files.
+        new_bytes: logical bytes of chunks that were not stored before.
+        stored_bytes: bytes written to the store (compressed), manifests included.
+        chunks: chunks referenced (with repeats).
+        new_chunks: chunks written.
+    """
+
+    tree: Oid
+    tree_obj: Tree
+    bytes: int = 0
+    new_bytes: int = 0
+    stored_bytes: int = 0
+    chunks: int = 0
+    new_chunks: int = 0
+
+
+def scan(source: Path) -> list[SourceEntry]:
+    """List the files and links to commit from ``source`` (a file or a directory).
+
+    Symlinks inside a directory are recorded as links, never followed. ``source`` itself is
+    followed when it is a link, since the user named it.
+
+    Raises:
+        PathNotFound: ``source`` does not exist.
+        UnsupportedFile: a fifo, socket or device file is found.
+    """
+    try:
+        st = os.stat(source)
+    except FileNotFoundError:
+        raise PathNotFound(str(source)) from None
+    if stat.S_ISREG(st.st_mode):
+        return [SourceEntry(source.name, source, KIND_FILE, st.st_size, stat.S_IMODE(st.st_mode))]
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsupportedFile(str(source), _kind_name(st.st_mode))
+    out: list[SourceEntry] = []
+    _walk(source, "", out)
+    out.sort(key=lambda e: e.path)
+    return out
+
+
+def _walk(folder: Path, prefix: str, out: list[SourceEntry]) -> None:
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        rel = prefix + entry.name
+        st = entry.stat(follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISLNK(mode):
+            target = os.readlink(entry.path)
+            out.append(SourceEntry(rel, Path(entry.path), KIND_LINK, len(target.encode()), 0o777,
+                                   target))
+        elif stat.S_ISDIR(mode):
+            if not prefix and entry.name in IGNORED_NAMES:
+                continue
+            _walk(Path(entry.path), rel + "/", out)
+        elif stat.S_ISREG(mode):
+            out.append(SourceEntry(rel, Path(entry.path), KIND_FILE, st.st_size,
+                                   stat.S_IMODE(mode)))
+        else:
+            raise UnsupportedFile(entry.path, _kind_name(mode))
+
+
+def _kind_name(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special"
+
+
+class _ChunkWriter:
+    """Hashes, compresses and stores chunks on a small thread pool, in bounded memory."""
+
+    def __init__(self, store: ObjectStore, progress: Progress, workers: int) -> None:
+        self.store = store
+        self.progress = progress
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vault-chunk")
+        self.window: deque[Future[ChunkRef]] = deque()
+        self.limit = workers * 3
+        self.seen: set[Oid] = set()
+        self.lock = threading.Lock()
+        self.new_bytes = 0
+        self.stored_bytes = 0
+        self.new_chunks = 0
+
+    def submit(self, data: bytes) -> Future[ChunkRef]:
+        while len(self.window) >= self.limit:
+            self.window.popleft().result()
+        fut = self.pool.submit(self._store, data)
+        self.window.append(fut)
+        return fut
+
+    def _store(self, data: bytes) -> ChunkRef:
+        oid = hash_bytes(data)
+        with self.lock:
+            first = oid not in self.seen
+            self.seen.add(oid)
+        if first:
+            res = self.store.put_hashed(oid, data)
+            if res.new:
+                with self.lock:
+                    self.new_bytes += res.size
+                    self.stored_bytes += res.stored
+                    self.new_chunks += 1
+        self.progress.advance(len(data))
+        return ChunkRef(oid, len(data))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def store_tree(
+    store: ObjectStore,
+    entries: list[SourceEntry],
+    *,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    on_file: Callable[[SourceEntry], None] | None = None,
+) -> TreeResult:
+    """Store every entry's content and the tree that lists them; return the tree id and costs.
+
+    The caller makes the objects durable with :meth:`ObjectStore.sync` before naming the tree.
+    """
+    progress = progress or NullProgress()
+    nworkers = workers or min(4, max(2, os.cpu_count() or 2))
+    writer = _ChunkWriter(store, progress, nworkers)
+    chunker = Chunker()
+    total = 0
+    chunk_count = 0
+    pending: list[tuple[SourceEntry, list[Future[ChunkRef]]]] = []
+    tree_entries: list[TreeEntry] = []
+    try:
+        for entry in entries:
+            if entry.kind == KIND_LINK:
+                tree_entries.append(TreeEntry(entry.path, KIND_LINK, size=entry.size,
+                                              target=entry.target))
+                continue
+            futures = [writer.submit(piece) for piece in chunker.pieces(entry.abspath, entry.size)]
+            pending.append((entry, futures))
+            if on_file:
+                on_file(entry)
+        stored = 0
+        for entry, futures in pending:
+            manifest = FileManifest(tuple(f.result() for f in futures))
+            chunk_count += len(manifest.chunks)
+            res = store.put(manifest.to_bytes())
+            stored += res.stored
+            total += manifest.size
+            tree_entries.append(TreeEntry(entry.path, KIND_FILE, size=manifest.size,
+                                          mode=entry.mode, file=res.oid))
+    finally:
+        writer.close()
+    tree = Tree(tuple(sorted(tree_entries, key=lambda e: e.path)))
+    res = store.put(tree.to_bytes())
+    return TreeResult(
+        tree=res.oid,
+        tree_obj=tree,
+        bytes=total,
+        new_bytes=writer.new_bytes,
+        stored_bytes=writer.stored_bytes + stored + res.stored,
+        chunks=chunk_count,
+        new_chunks=writer.new_chunks,
+    )

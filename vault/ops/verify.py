@@ -1,0 +1,154 @@
+"""Verify: re-read and re-hash every object the versions reach, and say which versions break.
+
+Unlike a read that stops at the first bad object, verify streams every finding: each damaged or
+missing object once, with the names of the versions it breaks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..errors import CorruptObject, ObjectMissing
+from ..ids import Oid
+from ..objects import KIND_FILE
+from ..progress import NullProgress, Progress
+from ..store import ObjectStore
+
+
+@dataclass
+class Damage:
+    """One damaged object.
+
+    Attributes:
+        oid: the object's id.
+        problem: ``missing`` or ``corrupt``.
+        detail: what was found.
+        versions: names (or ids) of the versions that reach it.
+    """
+
+    oid: Oid
+    problem: str
+    detail: str
+    versions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of a verify run."""
+
+    versions: int = 0
+    objects: int = 0
+    bytes: int = 0
+    damaged: list[Damage] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether everything checked was intact."""
+        return not self.damaged
+
+
+def verify(
+    store: ObjectStore,
+    roots: Iterable[Oid],
+    name_of: Callable[[Oid], str],
+    *,
+    ancestors: bool = True,
+    progress: Progress | None = None,
+    workers: int = 2,
+) -> VerifyReport:
+    """Check every object reachable from ``roots``.
+
+    Args:
+        store: the object store.
+        roots: version ids to start from.
+        name_of: how to name a version in the report.
+        ancestors: follow parents.
+        progress: receives bytes of chunks checked.
+        workers: threads reading and hashing chunks.
+    """
+    progress = progress or NullProgress()
+    report = VerifyReport()
+    bad: dict[Oid, Damage] = {}
+    users: dict[Oid, set[Oid]] = defaultdict(set)  # object -> versions that need it
+    chunk_sizes: dict[Oid, int] = {}
+
+    def load(oid: Oid, loader, version: Oid):  # type: ignore[no-untyped-def]
+        users[oid].add(version)
+        if oid in bad:
+            return None
+        try:
+            return loader(oid)
+        except (CorruptObject, ObjectMissing) as exc:
+            bad[oid] = _damage(oid, exc)
+            return None
+
+    seen_versions: set[Oid] = set()
+    stack = list(roots)
+    file_chunks: dict[Oid, list[Oid]] = {}
+    while stack:
+        vid = stack.pop()
+        if vid in seen_versions:
+            continue
+        seen_versions.add(vid)
+        version = load(vid, store.get_version, vid)
+        if version is None:
+            continue
+        if ancestors:
+            stack.extend(version.parents)
+        tree = load(version.tree, store.get_tree, vid)
+        if tree is None:
+            continue
+        for entry in tree.entries:
+            if entry.kind != KIND_FILE or entry.file is None:
+                continue
+            if entry.file not in file_chunks:
+                manifest = load(entry.file, store.get_file, vid)
+                file_chunks[entry.file] = []
+                if manifest is not None:
+                    for c in manifest.chunks:
+                        chunk_sizes[c.oid] = c.size
+                        file_chunks[entry.file].append(c.oid)
+            else:
+                users[entry.file].add(vid)
+            for c in file_chunks[entry.file]:
+                users[c].add(vid)
+    report.versions = len(seen_versions)
+
+    progress.start("verify", sum(chunk_sizes.values()))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vault-verify") as pool:
+        window: deque[tuple[Oid, Future[int]]] = deque()
+
+        def drain_one() -> None:
+            oid, fut = window.popleft()
+            try:
+                n = fut.result()
+            except (CorruptObject, ObjectMissing) as exc:
+                bad[oid] = _damage(oid, exc)
+                return
+            report.bytes += n
+            progress.advance(n)
+
+        for oid in chunk_sizes:
+            window.append((oid, pool.submit(lambda o: len(store.get(o)), oid)))
+            if len(window) >= workers * 3:
+                drain_one()
+        while window:
+            drain_one()
+    progress.finish()
+
+    report.objects = len(users)
+    for oid, damage in sorted(bad.items()):
+        damage.versions = sorted({name_of(v) for v in users.get(oid, ())})
+        report.damaged.append(damage)
+    return report
+
+
+def _damage(oid: Oid, exc: Exception) -> Damage:
+    if isinstance(exc, ObjectMissing):
+        return Damage(oid, "missing", "object file is missing")
+    assert isinstance(exc, CorruptObject)
+    detail = f"content hashes to {exc.actual}" if exc.actual else exc.message.split(": ", 1)[-1]
+    return Damage(oid, "corrupt", detail)

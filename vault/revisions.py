@@ -1,0 +1,93 @@
+"""Revision syntax: turning ``v007``, ``latest~2``, a tag or an id prefix into a version id."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import AmbiguousRevision, TagError, UnknownRevision
+from .ids import Oid, is_oid, is_oid_prefix
+from .refs import LATEST, TAGS, VERSIONS, RefsDoc, version_number
+from .store import ObjectStore
+
+RESERVED = frozenset({LATEST, "base", "HEAD"})
+_TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_ANCESTRY_RE = re.compile(r"(.+?)((?:~\d*)*)\Z")
+
+
+def check_tag_name(name: str) -> str:
+    """Return ``name`` if it can be a tag, else raise :class:`TagError` saying why.
+
+    A tag must not be readable as anything else a revision can be: a version name, a reserved
+    name such as ``latest``, or an id prefix.
+    """
+    if not _TAG_RE.match(name):
+        raise TagError(
+            f"invalid tag name {name!r}: use letters, digits, '.', '_' and '-', starting with a"
+            " letter or digit"
+        )
+    if name in RESERVED:
+        raise TagError(f"invalid tag name {name!r}: reserved")
+    if version_number(name) is not None:
+        raise TagError(f"invalid tag name {name!r}: looks like a version name")
+    if is_oid_prefix(name.lower()):
+        raise TagError(f"invalid tag name {name!r}: looks like an id prefix")
+    return name
+
+
+def find_version_ref(refs: RefsDoc, name: str) -> Oid | None:
+    """Look up a version name, accepting any zero padding (``v7`` finds ``v007``)."""
+    number = version_number(name)
+    if number is None:
+        return None
+    exact = refs.refs.get(VERSIONS + name)
+    if exact is not None:
+        return exact
+    for key, oid in refs.refs.items():
+        if key.startswith(VERSIONS) and version_number(key[len(VERSIONS):]) == number:
+            return oid
+    return None
+
+
+def resolve(rev: str, refs: RefsDoc, store: ObjectStore) -> Oid:
+    """Return the id of the version ``rev`` names.
+
+    Raises:
+        UnknownRevision: nothing matches, or ``~N`` walks past the first version.
+        AmbiguousRevision: an id prefix matches several versions.
+    """
+    m = _ANCESTRY_RE.match(rev.strip())
+    if not m:
+        raise UnknownRevision(rev)
+    base, steps_text = m.group(1), m.group(2)
+    oid = _resolve_base(base, rev, refs, store)
+    steps = sum(int(s) if s else 1 for s in steps_text.split("~")[1:])
+    for taken in range(steps):
+        version = store.get_version(oid)
+        if not version.parents:
+            raise UnknownRevision(rev, f"history ends {taken} step(s) back")
+        oid = version.parents[0]
+    return oid
+
+
+def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid:
+    if base in refs.refs and not base.startswith((VERSIONS, TAGS)):
+        return refs.refs[base]  # latest and other top-level refs
+    if base == LATEST:
+        raise UnknownRevision(rev, "the repository has no versions yet")
+    found = find_version_ref(refs, base)
+    if found is not None:
+        return found
+    tag = refs.refs.get(TAGS + base)
+    if tag is not None:
+        return tag
+    lowered = base.lower()
+    if is_oid(lowered) and store.has(Oid(lowered)):
+        return Oid(lowered)
+    if is_oid_prefix(lowered):
+        matches = sorted({oid for oid in refs.refs.values() if oid.startswith(lowered)})
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            names = {oid: key.split("/")[-1] for key, oid in sorted(refs.refs.items())}
+            raise AmbiguousRevision(rev, [f"{oid[:12]} ({names[oid]})" for oid in matches])
+    raise UnknownRevision(rev)
