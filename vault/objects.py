@@ -113,7 +113,10 @@ class TreeEntry:
             return cls(path, KIND_LINK, size=len(target.encode()), target=target)
         if kind == KIND_FILE:
             return cls(
-                path, KIND_FILE, size=int(doc["size"]), mode=int(doc["mode"]) & 0o7777,
+                path,
+                KIND_FILE,
+                size=int(doc["size"]),
+                mode=int(doc["mode"]) & 0o7777,
                 file=check_oid(doc["file"]),
             )
         raise ManifestError(f"unknown entry kind {kind!r}")

@@ -87,8 +87,10 @@ class TerminalProgress:
         if self.total:
             frac = min(self.done / self.total, 1.0)
             bar = "#" * int(frac * 30)
-            line = (f"\r{self.label:<10} [{bar:<30}] {frac:6.1%} "
-                    f"{_human(self.done)}/{_human(self.total)} {rate}")
+            line = (
+                f"\r{self.label:<10} [{bar:<30}] {frac:6.1%} "
+                f"{_human(self.done)}/{_human(self.total)} {rate}"
+            )
         else:
             line = f"\r{self.label:<10} {_human(self.done)} {rate}"
         self.stream.write(line + "\x1b[K")

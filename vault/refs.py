@@ -73,8 +73,9 @@ class RefsDoc:
         if doc.get("format") != REFS_FORMAT:
             raise ValueError(f"unsupported refs format {doc.get('format')!r}")
         refs = doc["refs"]
-        if not all(isinstance(k, str) and isinstance(v, str) and is_oid(v)
-                   for k, v in refs.items()):
+        if not all(
+            isinstance(k, str) and isinstance(v, str) and is_oid(v) for k, v in refs.items()
+        ):
             raise ValueError("malformed ref")
         return cls({k: Oid(v) for k, v in refs.items()}, int(doc["next_version"]))
 
@@ -131,7 +132,9 @@ class Transaction:
 
     def allocate_version_name(self) -> str:
         """Reserve the next version name; names are never reused."""
-        taken = [version_number(k[len(VERSIONS):]) for k in self.doc.refs if k.startswith(VERSIONS)]
+        taken = [
+            version_number(k[len(VERSIONS) :]) for k in self.doc.refs if k.startswith(VERSIONS)
+        ]
         number = max([self.doc.next_version - 1, *[t for t in taken if t is not None]]) + 1
         self.doc.next_version = number + 1
         return version_name(number)
@@ -179,8 +182,14 @@ class RefStore:
             now = datetime.now(timezone.utc).isoformat()
             lines = b"".join(
                 json.dumps(
-                    {"time": now, "ref": ref, "old": old, "new": new, "reason": reason,
-                     "pid": os.getpid()},
+                    {
+                        "time": now,
+                        "ref": ref,
+                        "old": old,
+                        "new": new,
+                        "reason": reason,
+                        "pid": os.getpid(),
+                    },
                     sort_keys=True,
                 ).encode()
                 + b"\n"
@@ -199,8 +208,11 @@ class RefStore:
         for line in raw.splitlines():
             try:
                 d: dict[str, Any] = json.loads(line)
-                out.append(ReflogEntry(d["time"], d["ref"], d.get("old"), d.get("new"),
-                                       d.get("reason", "")))
+                out.append(
+                    ReflogEntry(
+                        d["time"], d["ref"], d.get("old"), d.get("new"), d.get("reason", "")
+                    )
+                )
             except (ValueError, KeyError, TypeError):
                 continue
         return out
@@ -222,6 +234,6 @@ class RefStore:
 
 def now_iso() -> str:
     """The current time as ISO 8601 with the local UTC offset, to the second."""
-    return datetime.fromtimestamp(time.time(), timezone.utc).astimezone().isoformat(
-        timespec="seconds"
+    return (
+        datetime.fromtimestamp(time.time(), timezone.utc).astimezone().isoformat(timespec="seconds")
     )

@@ -218,9 +218,9 @@ class Repository:
         tags: dict[Oid, list[str]] = {}
         for key, oid in refs.refs.items():
             if key.startswith(VERSIONS):
-                names[oid] = key[len(VERSIONS):]
+                names[oid] = key[len(VERSIONS) :]
             elif key.startswith(TAGS):
-                tags.setdefault(oid, []).append(key[len(TAGS):])
+                tags.setdefault(oid, []).append(key[len(TAGS) :])
         return names, tags
 
     # -- commit ------------------------------------------------------------------------------
@@ -287,8 +287,9 @@ class Repository:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _info(self, oid: Oid, version: Version, tags: dict[Oid, list[str]],
-              names: dict[Oid, str]) -> VersionInfo:
+    def _info(
+        self, oid: Oid, version: Version, tags: dict[Oid, list[str]], names: dict[Oid, str]
+    ) -> VersionInfo:
         return VersionInfo(
             version=names.get(oid, version.name),
             id=oid,
@@ -325,8 +326,9 @@ class Repository:
         info = self._info(oid, version, tags, names)
         tree = self.store.get_tree(version.tree)
         info.files = [
-            FileInfo(e.path, e.size, e.file, e.kind,
-                     e.mode if e.kind == KIND_FILE else None, e.target)
+            FileInfo(
+                e.path, e.size, e.file, e.kind, e.mode if e.kind == KIND_FILE else None, e.target
+            )
             for e in tree.entries
         ]
         return info
@@ -403,8 +405,9 @@ class Repository:
         else:
             with file_lock(self.root / "locks" / "gc.lock", timeout=self.lock_timeout):
                 p = run()
-        return GcResult(p.objects, p.bytes, dry_run, seconds, p.reachable, p.young,
-                        len(p.temp_files))
+        return GcResult(
+            p.objects, p.bytes, dry_run, seconds, p.reachable, p.young, len(p.temp_files)
+        )
 
     def verify(
         self, rev: str | None = None, *, progress: Progress | None = None
@@ -417,8 +420,11 @@ class Repository:
         else:
             roots, ancestors = {self.resolve(rev)}, False
         return verify_op.verify(
-            self.store, roots, lambda oid: names.get(oid, oid[:12]),
-            ancestors=ancestors, progress=progress,
+            self.store,
+            roots,
+            lambda oid: names.get(oid, oid[:12]),
+            ancestors=ancestors,
+            progress=progress,
         )
 
     def stats(self) -> Stats:

@@ -43,7 +43,7 @@ def find_version_ref(refs: RefsDoc, name: str) -> Oid | None:
     if exact is not None:
         return exact
     for key, oid in refs.refs.items():
-        if key.startswith(VERSIONS) and version_number(key[len(VERSIONS):]) == number:
+        if key.startswith(VERSIONS) and version_number(key[len(VERSIONS) :]) == number:
             return oid
     return None
 

@@ -10,8 +10,9 @@ from .common import Context, emit_json, human_bytes, json_option, pass_ctx
 @click.command()
 @click.argument("rev")
 @click.argument("dest", type=click.Path())
-@click.option("--force", is_flag=True,
-              help="Write into a non-empty DEST, replacing the version's paths.")
+@click.option(
+    "--force", is_flag=True, help="Write into a non-empty DEST, replacing the version's paths."
+)
 @json_option
 @pass_ctx
 def checkout(ctx: Context, rev: str, dest: str, force: bool, as_json: bool) -> None:

@@ -26,8 +26,14 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--meta", "metas", multiple=True, metavar="KEY=VALUE", help="Free-form metadata.")
 @json_option
 @pass_ctx
-def commit(ctx: Context, path: str, message: str, tags: tuple[str, ...],
-           metas: tuple[str, ...], as_json: bool) -> None:
+def commit(
+    ctx: Context,
+    path: str,
+    message: str,
+    tags: tuple[str, ...],
+    metas: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Store PATH (a file or directory) as a new version on top of latest."""
     from ..progress import for_terminal
 

@@ -26,8 +26,14 @@ def log(ctx: Context, rev: str | None, limit: int | None, as_json: bool) -> None
         click.echo("no versions yet")
         return
     rows = [
-        (e.version or e.id[:12], e.id[:12], _date(e.created), human_bytes(e.bytes),
-         ", ".join(e.tags), e.message.splitlines()[0] if e.message else "")
+        (
+            e.version or e.id[:12],
+            e.id[:12],
+            _date(e.created),
+            human_bytes(e.bytes),
+            ", ".join(e.tags),
+            e.message.splitlines()[0] if e.message else "",
+        )
         for e in entries
     ]
     header = ("VERSION", "ID", "DATE", "SIZE", "TAGS", "MESSAGE")

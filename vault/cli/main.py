@@ -9,8 +9,13 @@ from .common import Context, VaultGroup
 
 
 @click.group(cls=VaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--repo", "repo_dir", metavar="DIR", envvar=None,
-              help="The repository directory (default: $VAULT_DIR, else the nearest .vault/).")
+@click.option(
+    "--repo",
+    "repo_dir",
+    metavar="DIR",
+    envvar=None,
+    help="The repository directory (default: $VAULT_DIR, else the nearest .vault/).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(__version__, prog_name="vault")
 @click.pass_context

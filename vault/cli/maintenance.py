@@ -8,9 +8,7 @@ import click
 
 from .common import Context, emit_json, human_bytes, json_option, pass_ctx
 
-GRACE_HELP = (
-    "Keep unreachable objects younger than this (e.g. 0s, 30m, 2h, 14d). Default: 1h."
-)
+GRACE_HELP = "Keep unreachable objects younger than this (e.g. 0s, 30m, 2h, 14d). Default: 1h."
 
 
 @click.command()
@@ -29,8 +27,10 @@ def gc(ctx: Context, dry_run: bool, grace: str, as_json: bool) -> None:
         emit_json(result)
         return
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {result.objects} objects ({human_bytes(result.bytes)});"
-               f" kept {result.reachable} reachable and {result.kept_young} younger than {grace}")
+    click.echo(
+        f"{verb} {result.objects} objects ({human_bytes(result.bytes)});"
+        f" kept {result.reachable} reachable and {result.kept_young} younger than {grace}"
+    )
 
 
 @click.command()
@@ -43,14 +43,23 @@ def verify(ctx: Context, rev: str | None, as_json: bool) -> None:
 
     report = ctx.repo().verify(rev, progress=for_terminal())
     if as_json:
-        emit_json({"ok": report.ok, "versions": report.versions, "objects": report.objects,
-                   "bytes": report.bytes, "damaged": report.damaged})
+        emit_json(
+            {
+                "ok": report.ok,
+                "versions": report.versions,
+                "objects": report.objects,
+                "bytes": report.bytes,
+                "damaged": report.damaged,
+            }
+        )
     else:
         for d in report.damaged:
             click.echo(f"{d.problem} object {d.oid}: {d.detail}; breaks {', '.join(d.versions)}")
         if report.ok:
-            click.echo(f"ok: {report.objects} objects in {report.versions} versions"
-                       f" ({human_bytes(report.bytes)}) verified")
+            click.echo(
+                f"ok: {report.objects} objects in {report.versions} versions"
+                f" ({human_bytes(report.bytes)}) verified"
+            )
         else:
             click.echo(f"vault: error: {len(report.damaged)} damaged objects", err=True)
     if not report.ok:

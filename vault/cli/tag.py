@@ -14,8 +14,9 @@ from .common import Context, emit_json, json_option, pass_ctx
 @click.option("--force", is_flag=True, help="Move an existing tag.")
 @json_option
 @pass_ctx
-def tag(ctx: Context, name: str | None, rev: str | None, delete: bool, force: bool,
-        as_json: bool) -> None:
+def tag(
+    ctx: Context, name: str | None, rev: str | None, delete: bool, force: bool, as_json: bool
+) -> None:
     """List tags, tag REV as NAME, or delete NAME with -d."""
     repo = ctx.repo()
     if delete:

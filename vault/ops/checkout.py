@@ -111,9 +111,7 @@ def _chunks(store: ObjectStore, tree: Tree, pool: ThreadPoolExecutor) -> Iterato
         yield window.popleft().result()
 
 
-def _write_staged(
-    store: ObjectStore, tree: Tree, staging: Path, progress: Progress
-) -> None:
+def _write_staged(store: ObjectStore, tree: Tree, staging: Path, progress: Progress) -> None:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vault-read") as pool:
         chunks = _chunks(store, tree, pool)
         for entry in tree.entries:
@@ -141,7 +139,7 @@ def _write_file(
             data = next(chunks)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             progress.advance(len(data))
         os.fchmod(fd, entry.mode & 0o7777)
         os.fsync(fd)

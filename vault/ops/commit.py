@@ -95,15 +95,17 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry]) -> None:
         mode = st.st_mode
         if stat.S_ISLNK(mode):
             target = os.readlink(entry.path)
-            out.append(SourceEntry(rel, Path(entry.path), KIND_LINK, len(target.encode()), 0o777,
-                                   target))
+            out.append(
+                SourceEntry(rel, Path(entry.path), KIND_LINK, len(target.encode()), 0o777, target)
+            )
         elif stat.S_ISDIR(mode):
             if not prefix and entry.name in IGNORED_NAMES:
                 continue
             _walk(Path(entry.path), rel + "/", out)
         elif stat.S_ISREG(mode):
-            out.append(SourceEntry(rel, Path(entry.path), KIND_FILE, st.st_size,
-                                   stat.S_IMODE(mode)))
+            out.append(
+                SourceEntry(rel, Path(entry.path), KIND_FILE, st.st_size, stat.S_IMODE(mode))
+            )
         else:
             raise UnsupportedFile(entry.path, _kind_name(mode))
 
@@ -182,8 +184,9 @@ def store_tree(
     try:
         for entry in entries:
             if entry.kind == KIND_LINK:
-                tree_entries.append(TreeEntry(entry.path, KIND_LINK, size=entry.size,
-                                              target=entry.target))
+                tree_entries.append(
+                    TreeEntry(entry.path, KIND_LINK, size=entry.size, target=entry.target)
+                )
                 continue
             futures = [writer.submit(piece) for piece in chunker.pieces(entry.abspath, entry.size)]
             pending.append((entry, futures))
@@ -196,8 +199,9 @@ def store_tree(
             res = store.put(manifest.to_bytes())
             stored += res.stored
             total += manifest.size
-            tree_entries.append(TreeEntry(entry.path, KIND_FILE, size=manifest.size,
-                                          mode=entry.mode, file=res.oid))
+            tree_entries.append(
+                TreeEntry(entry.path, KIND_FILE, size=manifest.size, mode=entry.mode, file=res.oid)
+            )
     finally:
         writer.close()
     tree = Tree(tuple(sorted(tree_entries, key=lambda e: e.path)))

@@ -63,9 +63,7 @@ class GcPlan:
         return sum(self.doomed.values()) + sum(s for _, s in self.temp_files)
 
 
-def plan(
-    store: ObjectStore, backend: LocalBackend, roots: set[Oid], grace: float
-) -> GcPlan:
+def plan(store: ObjectStore, backend: LocalBackend, roots: set[Oid], grace: float) -> GcPlan:
     """Decide what to remove. Reads manifests; changes nothing."""
     reachable = reach(store, roots).all()
     cutoff = time.time() - grace
