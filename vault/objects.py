@@ -165,7 +165,7 @@ class Version:
         created: creation time, ISO 8601 with time zone.
         name: the sequential name given at commit (``v001``), or ``None``.
         meta: free-form string-keyed metadata (JSON values).
-        bytes: logical size of the tree (copied here so ``log`` need not read trees).
+        size: logical size of the tree, ``bytes`` in JSON (copied so ``log`` need not read trees).
         files: number of entries in the tree.
     """
 
@@ -175,7 +175,7 @@ class Version:
     created: str
     name: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    bytes: int = 0
+    size: int = 0
     files: int = 0
 
     def to_bytes(self) -> bytes:
@@ -189,7 +189,7 @@ class Version:
                 "created": self.created,
                 "name": self.name,
                 "meta": self.meta,
-                "bytes": self.bytes,
+                "bytes": self.size,
                 "files": self.files,
             }
         )
@@ -206,7 +206,7 @@ class Version:
                 created=str(doc["created"]),
                 name=doc.get("name"),
                 meta=dict(doc.get("meta") or {}),
-                bytes=int(doc.get("bytes", 0)),
+                size=int(doc.get("bytes", 0)),
                 files=int(doc.get("files", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:

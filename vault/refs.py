@@ -175,8 +175,9 @@ class RefStore:
         """Lock the refs, yield a :class:`Transaction`, publish it when the block succeeds."""
         with file_lock(self.lock_path, timeout=self.lock_timeout):
             txn = Transaction(self.read(), reason)
+            next_before = txn.doc.next_version
             yield txn
-            if not txn.moves and txn.doc.next_version == self.read().next_version:
+            if not txn.moves and txn.doc.next_version == next_before:
                 return
             atomic_write(self.path, txn.doc.to_bytes())
             now = datetime.now(timezone.utc).isoformat()

@@ -242,7 +242,7 @@ class Repository:
             if TAGS + t in existing.refs:
                 raise TagError(f"tag {t} already exists (move it with 'vault tag --force')")
         progress = progress or NullProgress()
-        entries = commit_op.scan(Path(path))
+        entries = commit_op.scan(Path(path), exclude=(self.root,))
         with self._writing():
             progress.start("commit", sum(e.size for e in entries if e.kind == KIND_FILE))
             try:
@@ -264,7 +264,7 @@ class Repository:
                     created=now_iso(),
                     name=name,
                     meta=dict(meta or {}),
-                    bytes=stored.bytes,
+                    size=stored.bytes,
                     files=stored.tree_obj.file_count,
                 )
                 res = self.store.put(version.to_bytes(), compress=False)
@@ -298,7 +298,7 @@ class Repository:
             tags=sorted(tags.get(oid, [])),
             meta=version.meta,
             parents=list(version.parents),
-            bytes=version.bytes,
+            bytes=version.size,
             file_count=version.files,
             tree=version.tree,
         )
@@ -432,7 +432,7 @@ class Repository:
         refs = self.refs.read()
         named = set(refs.names_for(VERSIONS).values())
         r = reach(self.store, set(refs.refs.values()))
-        logical = sum(self.store.get_version(v).bytes for v in named)
+        logical = sum(self.store.get_version(v).size for v in named)
         unique = sum(r.chunks.values())
         stored = 0
         chunk_stored = 0

@@ -72,6 +72,23 @@ def fail(message: str, code: int = 2) -> None:
 class VaultGroup(click.Group):
     """A click group that turns vault's errors into one line on stderr and an exit code."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Run the CLI; usage errors, too, become one line on stderr."""
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            fail("aborted", 130)
+        except click.ClickException as exc:
+            hint = ""
+            ctx = getattr(exc, "ctx", None)
+            if isinstance(exc, click.UsageError) and ctx is not None:
+                hint = f" (see '{ctx.command_path} --help')"
+            fail(exc.format_message() + hint, exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; map errors to messages unless ``--debug`` was given."""
         try:

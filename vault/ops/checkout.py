@@ -24,9 +24,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import DestinationNotEmpty, DiskFull, UnsafePath
+from ..errors import CorruptObject, DestinationNotEmpty, DiskFull, UnsafePath
 from ..fsutil import TMP_PREFIX, fsync_dir
-from ..objects import KIND_FILE, KIND_LINK, Tree, TreeEntry
+from ..objects import KIND_FILE, KIND_LINK, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
 
@@ -91,29 +91,40 @@ def _ensure_dirs(root: Path, rel: PurePosixPath) -> Path:
     return cur
 
 
-def _chunks(store: ObjectStore, tree: Tree, pool: ThreadPoolExecutor) -> Iterator[bytes]:
-    """Every chunk of every file entry, in tree order, fetched and verified ahead on the pool."""
+def _chunks(
+    store: ObjectStore, manifests: list[FileManifest], pool: ThreadPoolExecutor
+) -> Iterator[bytes]:
+    """Every chunk of the given files, in order, fetched and verified ahead on the pool."""
     window: deque[Future[bytes]] = deque()
-
-    def refs() -> Iterator[str]:
-        for entry in tree.entries:
-            if entry.kind == KIND_FILE:
-                assert entry.file is not None
-                for c in store.get_file(entry.file).chunks:
-                    yield c.oid
-
-    it = refs()
-    for oid in it:
-        window.append(pool.submit(store.get, oid))  # type: ignore[arg-type]
-        if len(window) >= PREFETCH:
-            yield window.popleft().result()
+    for manifest in manifests:
+        for c in manifest.chunks:
+            window.append(pool.submit(store.get, c.oid))
+            if len(window) >= PREFETCH:
+                yield window.popleft().result()
     while window:
         yield window.popleft().result()
 
 
+def _load_manifests(store: ObjectStore, tree: Tree) -> dict[str, FileManifest]:
+    """The file manifest of every file entry, checked against the sizes the tree records."""
+    out: dict[str, FileManifest] = {}
+    for entry in tree.entries:
+        if entry.kind != KIND_FILE or entry.file is None or entry.file in out:
+            continue
+        manifest = store.get_file(entry.file)
+        if manifest.size != entry.size:
+            raise CorruptObject(
+                entry.file, why=f"{entry.path}: manifest size {manifest.size} != {entry.size}"
+            )
+        out[entry.file] = manifest
+    return out
+
+
 def _write_staged(store: ObjectStore, tree: Tree, staging: Path, progress: Progress) -> None:
+    manifests = _load_manifests(store, tree)
+    files = [e for e in tree.entries if e.kind == KIND_FILE]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vault-read") as pool:
-        chunks = _chunks(store, tree, pool)
+        chunks = _chunks(store, [manifests[e.file] for e in files if e.file], pool)
         for entry in tree.entries:
             rel = PurePosixPath(entry.path)
             parent = _ensure_dirs(staging, rel.parent)
@@ -122,14 +133,17 @@ def _write_staged(store: ObjectStore, tree: Tree, staging: Path, progress: Progr
                 assert entry.target is not None
                 os.symlink(entry.target, target)
                 continue
-            _write_file(store, entry, target, chunks, progress)
+            assert entry.file is not None
+            _write_file(manifests[entry.file], entry, target, chunks, progress)
 
 
 def _write_file(
-    store: ObjectStore, entry: TreeEntry, target: Path, chunks: Iterator[bytes], progress: Progress
+    manifest: FileManifest,
+    entry: TreeEntry,
+    target: Path,
+    chunks: Iterator[bytes],
+    progress: Progress,
 ) -> None:
-    assert entry.file is not None
-    manifest = store.get_file(entry.file)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         if entry.size:

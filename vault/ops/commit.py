@@ -7,6 +7,7 @@ transaction that names it. A version is never visible before everything it reach
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -62,11 +63,12 @@ class TreeResult:
     new_chunks: int = 0
 
 
-def scan(source: Path) -> list[SourceEntry]:
+def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
     """List the files and links to commit from ``source`` (a file or a directory).
 
     Symlinks inside a directory are recorded as links, never followed. ``source`` itself is
-    followed when it is a link, since the user named it.
+    followed when it is a link, since the user named it. Directories in ``exclude`` (the
+    repository itself, when it lies inside ``source``) and any top-level ``.vault`` are skipped.
 
     Raises:
         PathNotFound: ``source`` does not exist.
@@ -81,12 +83,17 @@ def scan(source: Path) -> list[SourceEntry]:
     if not stat.S_ISDIR(st.st_mode):
         raise UnsupportedFile(str(source), _kind_name(st.st_mode))
     out: list[SourceEntry] = []
-    _walk(source, "", out)
+    skip = set()
+    for path in exclude:
+        with contextlib.suppress(OSError):
+            est = os.stat(path)
+            skip.add((est.st_dev, est.st_ino))
+    _walk(source, "", out, skip)
     out.sort(key=lambda e: e.path)
     return out
 
 
-def _walk(folder: Path, prefix: str, out: list[SourceEntry]) -> None:
+def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int, int]]) -> None:
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
@@ -99,9 +106,9 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry]) -> None:
                 SourceEntry(rel, Path(entry.path), KIND_LINK, len(target.encode()), 0o777, target)
             )
         elif stat.S_ISDIR(mode):
-            if not prefix and entry.name in IGNORED_NAMES:
+            if (not prefix and entry.name in IGNORED_NAMES) or (st.st_dev, st.st_ino) in skip:
                 continue
-            _walk(Path(entry.path), rel + "/", out)
+            _walk(Path(entry.path), rel + "/", out, skip)
         elif stat.S_ISREG(mode):
             out.append(
                 SourceEntry(rel, Path(entry.path), KIND_FILE, st.st_size, stat.S_IMODE(mode))
