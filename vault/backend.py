@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .faults import crashpoint
 from .fsutil import TMP_PREFIX, AtomicFile, fsync_dir
 
 
@@ -81,6 +82,7 @@ class LocalBackend:
             self._known_dirs.add(parent)
         with AtomicFile(path, tmp_dir=self.tmp_dir, mode=0o444, sync_dir=False) as f:
             f.write(data)
+        crashpoint("object-written")
         with self._lock:
             self._dirty.add(parent)
 
@@ -143,11 +145,17 @@ class LocalBackend:
             fsync_dir(folder)
 
     def temp_files(self) -> Iterator[tuple[Path, FileStat]]:
-        """Yield temporary files left in ``tmp/`` by interrupted writers."""
+        """Yield temporary files left by interrupted writers: everything in ``tmp/``, and the
+        ``.vault-tmp-*`` files of ``refs.json`` and ``config.json`` in the root."""
         try:
             entries = list(os.scandir(self.tmp_dir))
         except FileNotFoundError:
-            return
+            entries = []
+        entries += [
+            e
+            for e in os.scandir(self.root)
+            if e.name.startswith(TMP_PREFIX) and e.is_file(follow_symlinks=False)
+        ]
         for entry in entries:
             try:
                 st = entry.stat(follow_symlinks=False)

@@ -83,6 +83,8 @@ def read_header(stored: bytes | memoryview) -> Header:
         raise DecodeError("bad magic")
     if codec not in CODEC_NAMES:
         raise DecodeError(f"unknown codec {codec}")
+    if bytes(stored[5:8]) != b"\0\0\0":
+        raise DecodeError("reserved header bytes are not zero")
     return Header(codec, size)
 
 
@@ -93,9 +95,16 @@ def decode(stored: bytes | memoryview) -> bytes:
     if header.codec == CODEC_RAW:
         data = bytes(payload)
     else:
+        # A damaged length (in the header or the frame) must not become a huge allocation.
+        try:
+            framed = zstandard.frame_content_size(payload)
+        except zstandard.ZstdError as exc:
+            raise DecodeError(f"zstd: {exc}") from exc
+        if framed != header.size:
+            raise DecodeError(f"zstd frame holds {framed} bytes, header says {header.size}")
         try:
             data = _decompressor().decompress(payload, max_output_size=header.size)
-        except zstandard.ZstdError as exc:
+        except (zstandard.ZstdError, OverflowError, MemoryError) as exc:
             raise DecodeError(f"zstd: {exc}") from exc
     if len(data) != header.size:
         raise DecodeError(f"length {len(data)} differs from header {header.size}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import DiskFull
+from .faults import crashpoint
 
 TMP_PREFIX = ".vault-tmp-"
 
@@ -108,6 +109,7 @@ class AtomicFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            crashpoint("before-rename")
             os.rename(self.tmp, self.final)
         except OSError as exc:
             _unlink_quietly(self.tmp)
@@ -116,6 +118,7 @@ class AtomicFile:
         except BaseException:
             _unlink_quietly(self.tmp)
             raise
+        crashpoint("after-rename")
         if self.sync_dir:
             fsync_dir(self.final.parent)
 

@@ -34,7 +34,8 @@ class NullProgress:
         pass
 
 
-def _human(n: float) -> str:
+def human_bytes(n: float) -> str:
+    """``1.5 GiB`` style sizes (binary units)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -83,16 +84,16 @@ class TerminalProgress:
 
     def _draw(self) -> None:
         elapsed = max(time.monotonic() - self._t0, 1e-9)
-        rate = _human(self.done / elapsed) + "/s"
+        rate = human_bytes(self.done / elapsed) + "/s"
         if self.total:
             frac = min(self.done / self.total, 1.0)
             bar = "#" * int(frac * 30)
             line = (
                 f"\r{self.label:<10} [{bar:<30}] {frac:6.1%} "
-                f"{_human(self.done)}/{_human(self.total)} {rate}"
+                f"{human_bytes(self.done)}/{human_bytes(self.total)} {rate}"
             )
         else:
-            line = f"\r{self.label:<10} {_human(self.done)} {rate}"
+            line = f"\r{self.label:<10} {human_bytes(self.done)} {rate}"
         self.stream.write(line + "\x1b[K")
         self.stream.flush()
 

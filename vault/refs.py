@@ -10,6 +10,7 @@ Ref names: ``latest``, ``versions/v001``, ``tags/NAME`` (later releases add more
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -20,10 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import CorruptObject, RefConflict
+from .errors import CorruptObject, DiskFull, RefConflict
+from .faults import crashpoint
 from .fsutil import append_durably, atomic_write
 from .ids import Oid, is_oid
 from .lock import file_lock
+
+log = logging.getLogger("vault")
 
 REFS_FORMAT = 1
 LATEST = "latest"
@@ -70,9 +74,13 @@ class RefsDoc:
     def from_bytes(cls, data: bytes) -> RefsDoc:
         """Parse ``refs.json``."""
         doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
         if doc.get("format") != REFS_FORMAT:
             raise ValueError(f"unsupported refs format {doc.get('format')!r}")
         refs = doc["refs"]
+        if not isinstance(refs, dict):
+            raise ValueError("refs is not a JSON object")
         if not all(
             isinstance(k, str) and isinstance(v, str) and is_oid(v) for k, v in refs.items()
         ):
@@ -180,6 +188,7 @@ class RefStore:
             if not txn.moves and txn.doc.next_version == next_before:
                 return
             atomic_write(self.path, txn.doc.to_bytes())
+            crashpoint("refs-published")
             now = datetime.now(timezone.utc).isoformat()
             lines = b"".join(
                 json.dumps(
@@ -197,7 +206,13 @@ class RefStore:
                 for ref, old, new in txn.moves
             )
             if lines:
-                append_durably(self.reflog_path, lines)
+                try:
+                    append_durably(self.reflog_path, lines)
+                except (OSError, DiskFull) as exc:
+                    # The refs are published: the transaction happened, and reporting it as
+                    # failed would invite a retry that records it twice. Warn instead.
+                    log.warning("ref moves are done but the reflog could not be written: %s", exc)
+            crashpoint("reflog-appended")
 
     def reflog(self) -> list[ReflogEntry]:
         """Every recorded ref move, oldest first; torn or malformed lines are skipped."""

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from .backend import LocalBackend
-from .errors import RepoExists, RepoNotFound, TagError, UnknownRevision, UnsupportedFormat
+from .errors import (
+    CorruptObject,
+    RepoExists,
+    RepoNotFound,
+    TagError,
+    UnknownRevision,
+    UnsupportedFormat,
+)
+from .faults import crashpoint
 from .fsutil import atomic_write
 from .ids import Oid
 from .lock import file_lock
@@ -185,7 +193,12 @@ class Repository:
         found = config.get("format") if isinstance(config, dict) else None
         if found != FORMAT:
             raise UnsupportedFormat(str(root), found, FORMAT)
-        return cls(root, **kwargs)
+        repo = cls(root, **kwargs)
+        if not repo.refs.path.exists():
+            # init writes refs.json before config.json: a lost refs.json is damage, not an empty
+            # repository (gc would otherwise remove every object).
+            raise CorruptObject("refs.json", why="the file is missing")
+        return repo
 
     @classmethod
     def find(cls, start: str | os.PathLike[str] | None = None, **kwargs: Any) -> Repository:
@@ -235,6 +248,7 @@ class Repository:
         progress: Progress | None = None,
     ) -> CommitResult:
         """Store the file or directory ``path`` as a new version on top of ``latest``."""
+        tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
         for t in tags:
             check_tag_name(t)
         existing = self.refs.read()
@@ -269,6 +283,7 @@ class Repository:
                 )
                 res = self.store.put(version.to_bytes(), compress=False)
                 self.store.sync()
+                crashpoint("version-written")
                 txn.set(VERSIONS + name, res.oid, expected=None)
                 txn.set(LATEST, res.oid, expected=parent)
                 for t in tags:
@@ -394,8 +409,8 @@ class Repository:
         def run() -> gc_op.GcPlan:
             import time
 
-            roots = self.roots() | self.refs.recent_ids(time.time() - seconds)
-            p = gc_op.plan(self.store, self.backend, roots, seconds)
+            history = self.refs.recent_ids(time.time() - seconds)
+            p = gc_op.plan(self.store, self.backend, self.roots(), seconds, history=history)
             if not dry_run:
                 gc_op.execute(self.store, p, progress)
             return p

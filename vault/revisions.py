@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from .errors import AmbiguousRevision, TagError, UnknownRevision
+from .errors import AmbiguousRevision, CorruptObject, ObjectMissing, TagError, UnknownRevision
 from .ids import Oid, is_oid, is_oid_prefix
+from .objects import ManifestError, Version
 from .refs import LATEST, TAGS, VERSIONS, RefsDoc, version_number
 from .store import ObjectStore
 
@@ -69,6 +70,20 @@ def resolve(rev: str, refs: RefsDoc, store: ObjectStore) -> Oid:
     return oid
 
 
+def _is_version(store: ObjectStore, oid: Oid) -> bool:
+    """Whether ``oid`` is a version (a tree or chunk id is not); a damaged object counts as one,
+    so that ``verify`` still reports it."""
+    try:
+        data = store.get(oid)
+    except (CorruptObject, ObjectMissing):
+        return True
+    try:
+        Version.from_bytes(data)
+    except ManifestError:
+        return False
+    return True
+
+
 def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid:
     if base in refs.refs and not base.startswith((VERSIONS, TAGS)):
         return refs.refs[base]  # latest and other top-level refs
@@ -82,7 +97,9 @@ def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid
         return tag
     lowered = base.lower()
     if is_oid(lowered) and store.has(Oid(lowered)):
-        return Oid(lowered)
+        if lowered in refs.refs.values() or _is_version(store, Oid(lowered)):
+            return Oid(lowered)
+        raise UnknownRevision(rev, "not a version id")
     if is_oid_prefix(lowered):
         matches = sorted({oid for oid in refs.refs.values() if oid.startswith(lowered)})
         if len(matches) == 1:

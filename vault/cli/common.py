@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import VaultError
+from ..progress import human_bytes
+
+__all__ = ["Context", "emit_json", "fail", "human_bytes", "json_option", "pass_ctx"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,15 +57,6 @@ def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=default, ensure_ascii=False))
 
 
-def human_bytes(n: float) -> str:
-    """``1.5 GiB`` style sizes."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def fail(message: str, code: int = 2) -> None:
     """Print ``vault: error: MESSAGE`` on stderr and exit with ``code``."""
     click.echo(f"vault: error: {message}", err=True)
@@ -82,6 +76,9 @@ class VaultGroup(click.Group):
         except click.exceptions.Abort:
             fail("aborted", 130)
         except click.ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'vault' (click >= 8.2): help
+                exc.show()
+                sys.exit(exc.exit_code)
             hint = ""
             ctx = getattr(exc, "ctx", None)
             if isinstance(exc, click.UsageError) and ctx is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from .. import __version__
@@ -37,4 +39,9 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("vault: warning: %(message)s"))
+    logger = logging.getLogger("vault")
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
     cli(prog_name="vault")

@@ -60,6 +60,8 @@ def check_paths(tree: Tree) -> None:
             raise UnsafePath(p, "contains an empty, '.' or '..' component")
         if p in seen:
             raise UnsafePath(p, "listed twice")
+        if entry.kind == KIND_LINK and (not entry.target or "\x00" in entry.target):
+            raise UnsafePath(p, "link target is empty or contains NUL")
         seen.add(p)
     for entry in tree.entries:
         parent = PurePosixPath(entry.path).parent
@@ -155,7 +157,7 @@ def _write_file(
             while view:
                 view = view[os.write(fd, view) :]
             progress.advance(len(data))
-        os.fchmod(fd, entry.mode & 0o7777)
+        os.fchmod(fd, entry.mode & 0o777)  # never setuid/setgid/sticky, whatever the tree says
         os.fsync(fd)
     finally:
         os.close(fd)

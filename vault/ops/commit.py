@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..chunking import Chunker
-from ..errors import PathNotFound, UnsupportedFile
+from ..errors import BadValue, PathNotFound, UnsupportedFile
 from ..ids import Oid, hash_bytes
 from ..objects import KIND_FILE, KIND_LINK, ChunkRef, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
@@ -79,7 +79,8 @@ def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
     except FileNotFoundError:
         raise PathNotFound(str(source)) from None
     if stat.S_ISREG(st.st_mode):
-        return [SourceEntry(source.name, source, KIND_FILE, st.st_size, stat.S_IMODE(st.st_mode))]
+        _check_name(str(source), source.name)
+        return [SourceEntry(source.name, source, KIND_FILE, st.st_size, _perm(st.st_mode))]
     if not stat.S_ISDIR(st.st_mode):
         raise UnsupportedFile(str(source), _kind_name(st.st_mode))
     out: list[SourceEntry] = []
@@ -98,10 +99,12 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
         rel = prefix + entry.name
+        _check_name(entry.path, entry.name)
         st = entry.stat(follow_symlinks=False)
         mode = st.st_mode
         if stat.S_ISLNK(mode):
             target = os.readlink(entry.path)
+            _check_name(entry.path, target, what="link target")
             out.append(
                 SourceEntry(rel, Path(entry.path), KIND_LINK, len(target.encode()), 0o777, target)
             )
@@ -110,11 +113,24 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int
                 continue
             _walk(Path(entry.path), rel + "/", out, skip)
         elif stat.S_ISREG(mode):
-            out.append(
-                SourceEntry(rel, Path(entry.path), KIND_FILE, st.st_size, stat.S_IMODE(mode))
-            )
+            out.append(SourceEntry(rel, Path(entry.path), KIND_FILE, st.st_size, _perm(mode)))
         else:
             raise UnsupportedFile(entry.path, _kind_name(mode))
+
+
+def _check_name(path: str, name: str, what: str = "file name") -> None:
+    """Refuse, before anything is stored, a name that checkout could not write back."""
+    if what == "file name" and "\\" in name:
+        raise BadValue(what, path, "contains a backslash, which checkout refuses")
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        raise BadValue(what, path, "is not valid UTF-8") from None
+
+
+def _perm(mode: int) -> int:
+    """The permission bits vault records: rwx for user, group and others, never setuid/setgid."""
+    return stat.S_IMODE(mode) & 0o777
 
 
 def _kind_name(mode: int) -> str:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backend import LocalBackend
-from ..errors import BadValue
+from ..errors import BadValue, ObjectMissing
+from ..faults import crashpoint
 from ..ids import Oid
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
@@ -63,9 +64,25 @@ class GcPlan:
         return sum(self.doomed.values()) + sum(s for _, s in self.temp_files)
 
 
-def plan(store: ObjectStore, backend: LocalBackend, roots: set[Oid], grace: float) -> GcPlan:
-    """Decide what to remove. Reads manifests; changes nothing."""
+def plan(
+    store: ObjectStore,
+    backend: LocalBackend,
+    roots: set[Oid],
+    grace: float,
+    *,
+    history: set[Oid] | frozenset[Oid] = frozenset(),
+) -> GcPlan:
+    """Decide what to remove. Reads manifests; changes nothing.
+
+    Everything ``roots`` reach must be intact, or the plan fails. ``history`` (ids refs held
+    within the grace period) is kept as far as it still exists: an earlier collection with a
+    shorter grace may have removed it already.
+    """
     reachable = reach(store, roots).all()
+    for oid in sorted(history):
+        if oid not in reachable:
+            with contextlib.suppress(ObjectMissing):
+                reachable |= reach(store, {oid}).all()
     cutoff = time.time() - grace
     out = GcPlan(reachable=len(reachable))
     for oid, st in store.list():
@@ -82,11 +99,14 @@ def plan(store: ObjectStore, backend: LocalBackend, roots: set[Oid], grace: floa
 def execute(store: ObjectStore, p: GcPlan, progress: Progress | None = None) -> None:
     """Remove what the plan names. Safe to interrupt: only unreachable objects are touched."""
     progress = progress or NullProgress()
+    crashpoint("gc-planned")
     progress.start("gc", len(p.doomed))
     for oid in p.doomed:
         store.delete(oid)
+        crashpoint("gc-deleted")
         progress.advance(1)
     for path, _ in p.temp_files:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+        crashpoint("gc-deleted")
     progress.finish()

@@ -1,0 +1,53 @@
+"""Crash points: a test seam for the fault-injection tests, inert unless armed.
+
+``VAULT_CRASHPOINT=NAME`` (or ``NAME:N``) makes the process kill itself with SIGKILL the N-th time
+(default: the first) execution reaches ``crashpoint(NAME)``, which simulates ``kill -9`` or a power
+cut at exactly that instant. The variable is read once, at import; when it is unset
+:func:`crashpoint` does nothing. This is not a feature: never set it outside tests.
+
+Points, in the order a commit or a gc reaches them:
+
+=================  ==========================================================================
+before-rename      fsutil: a temporary file is written and fsynced, not yet renamed
+after-rename       fsutil: the file is renamed onto its final name, its directory not fsynced
+object-written     backend: an object is published under its key
+version-written    commit: the version object is durable, the refs are not yet published
+refs-published     refs: refs.json is replaced, the reflog is not yet appended
+reflog-appended    refs: the reflog lines are durable, the refs lock is still held
+gc-planned         gc: the plan is made, nothing is deleted yet
+gc-deleted         gc: one more object or temporary file is deleted
+=================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+_SPEC = os.environ.get("VAULT_CRASHPOINT", "")
+
+if not _SPEC:
+
+    def crashpoint(name: str) -> None:
+        """Do nothing: no crash point is armed."""
+
+else:
+    _name, _, _count = _SPEC.partition(":")
+    try:
+        _at = int(_count) if _count else 1
+    except ValueError:
+        raise ValueError(f"VAULT_CRASHPOINT={_SPEC!r}: expected NAME or NAME:N") from None
+    _hits = 0
+    _hits_lock = threading.Lock()
+
+    def crashpoint(name: str) -> None:
+        """Kill this process with SIGKILL on the armed point's N-th hit."""
+        global _hits
+        if name != _name:
+            return
+        with _hits_lock:
+            _hits += 1
+            if _hits != _at:
+                return
+        os.kill(os.getpid(), signal.SIGKILL)
