@@ -8,7 +8,7 @@ import click
 
 from .common import Context, emit_json, human_bytes, json_option, pass_ctx
 
-GRACE_HELP = "Keep unreachable objects younger than this (e.g. 0s, 30m, 2h, 14d). Default: 1h."
+GRACE_HELP = "Keep unreachable objects younger than this (e.g. 0s, 30m, 2h, 14d)."
 
 
 @click.command()
