@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +22,7 @@ TMP_PREFIX = ".vault-tmp-"
 
 def temp_name(final: Path) -> Path:
     """Return a unique temporary path beside ``final``, recognisable by :data:`TMP_PREFIX`."""
-    return final.with_name(f"{TMP_PREFIX}{final.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    return final.with_name(f"{TMP_PREFIX}{final.name}.{os.getpid()}.{os.urandom(4).hex()}")
 
 
 def fsync_dir(path: Path) -> None:

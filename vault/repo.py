@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backend import LocalBackend
 from .errors import (
@@ -28,15 +28,19 @@ from .fsutil import atomic_write
 from .ids import Oid
 from .lock import file_lock
 from .objects import KIND_FILE, Version
-from .ops import checkout as checkout_op
-from .ops import commit as commit_op
 from .ops import gc as gc_op
-from .ops import verify as verify_op
 from .ops.walk import reach
 from .progress import NullProgress, Progress
 from .refs import LATEST, TAGS, VERSIONS, RefsDoc, RefStore, now_iso
 from .revisions import check_tag_name, resolve
 from .store import ObjectStore
+
+if TYPE_CHECKING:
+    from .ops.checkout import CheckoutResult
+    from .ops.verify import VerifyReport
+
+# The verbs that need thread pools and chunkers are imported where they are used, so that a
+# short command such as 'vault log' starts quickly.
 
 FORMAT = 1
 """The repository format this release writes and reads (see ``docs/format.md``)."""
@@ -256,6 +260,8 @@ class Repository:
             if TAGS + t in existing.refs:
                 raise TagError(f"tag {t} already exists (move it with 'vault tag --force')")
         progress = progress or NullProgress()
+        from .ops import commit as commit_op
+
         entries = commit_op.scan(Path(path), exclude=(self.root,))
         with self._writing():
             progress.start("commit", sum(e.size for e in entries if e.kind == KIND_FILE))
@@ -355,10 +361,12 @@ class Repository:
         *,
         force: bool = False,
         progress: Progress | None = None,
-    ) -> checkout_op.CheckoutResult:
+    ) -> CheckoutResult:
         """Write the files of ``rev`` under ``dest``, verified; see :func:`vault.ops.checkout`."""
         oid = self.resolve(rev)
         tree = self.store.get_tree(self.store.get_version(oid).tree)
+        from .ops import checkout as checkout_op
+
         return checkout_op.checkout(self.store, tree, Path(dest), force=force, progress=progress)
 
     # -- tags --------------------------------------------------------------------------------
@@ -424,9 +432,7 @@ class Repository:
             p.objects, p.bytes, dry_run, seconds, p.reachable, p.young, len(p.temp_files)
         )
 
-    def verify(
-        self, rev: str | None = None, *, progress: Progress | None = None
-    ) -> verify_op.VerifyReport:
+    def verify(self, rev: str | None = None, *, progress: Progress | None = None) -> VerifyReport:
         """Re-hash every object reachable from every ref, or from the version ``rev`` only."""
         refs = self.refs.read()
         names, _ = self._version_names(refs)
@@ -434,6 +440,8 @@ class Repository:
             roots, ancestors = set(refs.refs.values()), True
         else:
             roots, ancestors = {self.resolve(rev)}, False
+        from .ops import verify as verify_op
+
         return verify_op.verify(
             self.store,
             roots,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 import stat
 from collections import deque
@@ -208,7 +207,7 @@ def checkout(
             os.mkdir(d)
             created.append(d)
     staging_parent = dest if exists else dest.parent
-    staging = staging_parent / f"{TMP_PREFIX}checkout-{os.getpid()}-{secrets.token_hex(4)}"
+    staging = staging_parent / f"{TMP_PREFIX}checkout-{os.getpid()}-{os.urandom(4).hex()}"
     progress.start("checkout", tree.size)
     try:
         os.mkdir(staging, 0o700)
