@@ -79,6 +79,7 @@ from run import (
     Run,
     drop_caches,
     machine_info,
+    prepare_series,
     same_tree,
     table,
     timed_sync,
@@ -87,7 +88,6 @@ from run import (
     vault_source,
 )
 from run import run as run_command
-from series import generate, version_order
 
 GB = 1_000_000_000
 """Bytes in a gigabyte, as reported."""
@@ -1404,21 +1404,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="vault-compare-", dir=parent))
     here = os.getcwd()
     try:
-        # Commands run from an empty directory, so that ``python -m`` cannot pick up a
-        # ``vault`` package from the current directory.
-        (root / "cwd").mkdir()
-        os.chdir(root / "cwd")
-        print(f"workdir {root}", flush=True)
+        _, versions, logical, series_seconds = prepare_series(root, args.scale, args.seed)
         print(f"vault: {vault_source()} via {' '.join(vault_command())}", flush=True)
-        start = time.perf_counter()
-        info = generate(root / "series", scale=args.scale, seed=args.seed)
-        versions = version_order(info)
-        logical = info["total_bytes"]
-        series_seconds = time.perf_counter() - start
-        print(
-            f"series: {len(versions)} versions, {logical / MB:.1f} MB in {series_seconds:.1f}s",
-            flush=True,
-        )
         drop = drop_caches()
         if not drop:
             notes.append("cannot drop the page cache (not root?): caches stay warm")

@@ -484,6 +484,28 @@ def report(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def prepare_series(root: Path, scale: float, seed: int) -> tuple[dict, list[Path], int, float]:
+    """Enter an empty ``root/cwd`` and generate the series under ``root/series``.
+
+    Commands then run from an empty directory: with ``python -c`` or ``python -m`` the current
+    directory comes first on sys.path and could shadow the vault under test.
+
+    Returns:
+        The generator's info, the version directories in commit order, their logical bytes,
+        and the seconds the generation took.
+    """
+    (root / "cwd").mkdir()
+    os.chdir(root / "cwd")
+    print(f"workdir {root}", flush=True)
+    start = time.perf_counter()
+    info = generate(root / "series", scale=scale, seed=seed)
+    versions = version_order(info)
+    logical = info["total_bytes"]
+    seconds = time.perf_counter() - start
+    print(f"series: {len(versions)} versions, {logical / MB:.1f} MB in {seconds:.1f}s", flush=True)
+    return info, versions, logical, seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point.
 
@@ -514,21 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="vault-bench-", dir=args.workdir)).resolve()
     here = os.getcwd()
     try:
-        # Run every command from an empty directory: with ``python -c`` or ``python -m`` the
-        # current directory comes first on sys.path and could shadow the vault under test.
-        (root / "cwd").mkdir()
-        os.chdir(root / "cwd")
-        print(f"workdir {root}", flush=True)
+        info, versions, logical, _ = prepare_series(root, args.scale, args.seed)
         print(f"vault: {vault_source()}", flush=True)
-        start = time.perf_counter()
-        info = generate(root / "series", scale=args.scale, seed=args.seed)
-        versions = version_order(info)
-        logical = info["total_bytes"]
-        print(
-            f"series: {len(versions)} versions, {logical / MB:.1f} MB "
-            f"in {time.perf_counter() - start:.1f}s",
-            flush=True,
-        )
 
         drop = drop_caches()
         if not drop:
