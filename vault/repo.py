@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from .objects import KIND_FILE, Version
 from .ops import gc as gc_op
 from .ops.walk import reach
 from .progress import NullProgress, Progress
-from .refs import LATEST, TAGS, VERSIONS, RefsDoc, RefStore, now_iso
+from .refs import LATEST, TAGS, VERSIONS, RefsDoc, RefStore, Transaction, now_iso
 from .revisions import check_tag_name, resolve
 from .store import ObjectStore
 
@@ -54,7 +54,7 @@ class CommitResult:
     """A new version and what it cost.
 
     Attributes:
-        version: its name (``v001``).
+        version: its name (``v001``); ``None`` for an unnamed version (a backup).
         id: its id.
         tree: its tree id.
         files: number of entries.
@@ -65,7 +65,7 @@ class CommitResult:
         tags: tags set by the commit.
     """
 
-    version: str
+    version: str | None
     id: str
     tree: str
     files: int
@@ -250,8 +250,23 @@ class Repository:
         tags: list[str] | tuple[str, ...] = (),
         meta: dict[str, Any] | None = None,
         progress: Progress | None = None,
+        rehash: bool = False,
+        name_version: bool = True,
+        move_latest: bool = True,
+        parents: list[Oid] | None = None,
+        on_publish: Callable[[Transaction, Oid, Version], None] | None = None,
     ) -> CommitResult:
-        """Store the file or directory ``path`` as a new version on top of ``latest``."""
+        """Store the file or directory ``path`` as a new version on top of ``latest``.
+
+        Args:
+            rehash: read every file even when the stat cache says it is unchanged.
+            name_version: give the version the next ``vNNN`` name (a backup has none).
+            move_latest: point ``latest`` at the new version.
+            parents: the parent versions; default ``[latest]`` when ``move_latest``, else none.
+            on_publish: called inside the refs transaction that publishes the version, with the
+                transaction, the version id and the version, so callers can set more refs (a
+                pin, ``base``) atomically with it.
+        """
         tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
         for t in tags:
             check_tag_name(t)
@@ -276,10 +291,16 @@ class Repository:
                     if txn.get(TAGS + t) is not None:
                         raise TagError(f"tag {t} already exists")
                 parent = txn.get(LATEST)
-                name = txn.allocate_version_name()
+                if parents is not None:
+                    version_parents = tuple(parents)
+                elif move_latest and parent:
+                    version_parents = (parent,)
+                else:
+                    version_parents = ()
+                name = txn.allocate_version_name() if name_version else None
                 version = Version(
                     tree=stored.tree,
-                    parents=(parent,) if parent else (),
+                    parents=version_parents,
                     message=message,
                     created=now_iso(),
                     name=name,
@@ -290,10 +311,14 @@ class Repository:
                 res = self.store.put(version.to_bytes(), compress=False)
                 self.store.sync()
                 crashpoint("version-written")
-                txn.set(VERSIONS + name, res.oid, expected=None)
-                txn.set(LATEST, res.oid, expected=parent)
+                if name is not None:
+                    txn.set(VERSIONS + name, res.oid, expected=None)
+                if move_latest:
+                    txn.set(LATEST, res.oid, expected=parent)
                 for t in tags:
                     txn.set(TAGS + t, res.oid, expected=None)
+                if on_publish is not None:
+                    on_publish(txn, res.oid, version)
         return CommitResult(
             version=name,
             id=res.oid,
