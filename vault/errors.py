@@ -164,3 +164,17 @@ class VerifyFailed(VaultError):
     """``verify`` found damaged or missing objects."""
 
     exit_code = 1
+
+
+class PinError(VaultError):
+    """A pin name is invalid, exists already, or does not exist."""
+
+
+class NotConfirmed(VaultError):
+    """A destructive command was run without its confirmation flag."""
+
+    def __init__(self, what: str, flag: str = "--confirm") -> None:
+        super().__init__(f"refusing to {what} without confirmation: add {flag}")
+        self.what = what
+        self.flag = flag
+

@@ -4,7 +4,9 @@ All refs live in one document, ``refs.json``, rewritten atomically under the ref
 transaction that moves several refs (a new version's name and ``latest``) is all-or-nothing. After
 the document is published, each move is appended to ``logs/reflog.jsonl``.
 
-Ref names: ``latest``, ``versions/v001``, ``tags/NAME`` (later releases add more namespaces).
+Ref names: ``latest``, ``base``, ``versions/v001``, ``tags/NAME``, ``pins/NAME`` (later releases
+may add more namespaces). A pin's type, reason, creation time and expiry live in the same
+document, beside the refs, so a pin and its description are published together.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ log = logging.getLogger("vault")
 
 REFS_FORMAT = 1
 LATEST = "latest"
+BASE = "base"
 VERSIONS = "versions/"
 TAGS = "tags/"
+PINS = "pins/"
 VERSION_NAME_RE = re.compile(r"v(\d+)\Z")
 
 
@@ -53,6 +57,9 @@ class RefsDoc:
 
     refs: dict[str, Oid] = field(default_factory=dict)
     next_version: int = 1
+    pins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Pin name (without ``pins/``) to its description: ``type``, ``reason``, ``created``,
+    ``expires``."""
 
     def names_for(self, prefix: str) -> dict[str, Oid]:
         """Refs under a namespace, with the namespace stripped from their names."""
@@ -60,15 +67,15 @@ class RefsDoc:
         return {k[n:]: v for k, v in self.refs.items() if k.startswith(prefix)}
 
     def to_bytes(self) -> bytes:
-        """Serialise (sorted, one ref per line for readable diffs)."""
-        return (
-            json.dumps(
-                {"format": REFS_FORMAT, "next_version": self.next_version, "refs": self.refs},
-                sort_keys=True,
-                indent=0,
-            ).encode()
-            + b"\n"
-        )
+        """Serialise (sorted, one ref per line for readable diffs); ``pins`` only when any."""
+        doc: dict[str, Any] = {
+            "format": REFS_FORMAT,
+            "next_version": self.next_version,
+            "refs": self.refs,
+        }
+        if self.pins:
+            doc["pins"] = self.pins
+        return json.dumps(doc, sort_keys=True, indent=0).encode() + b"\n"
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RefsDoc:
@@ -85,7 +92,12 @@ class RefsDoc:
             isinstance(k, str) and isinstance(v, str) and is_oid(v) for k, v in refs.items()
         ):
             raise ValueError("malformed ref")
-        return cls({k: Oid(v) for k, v in refs.items()}, int(doc["next_version"]))
+        pins = doc.get("pins", {})  # absent in documents written before pins existed
+        if not isinstance(pins, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in pins.items()
+        ):
+            raise ValueError("malformed pins")
+        return cls({k: Oid(v) for k, v in refs.items()}, int(doc["next_version"]), pins)
 
 
 @dataclass(frozen=True)
@@ -130,13 +142,23 @@ class Transaction:
         self.moves.append((ref, old, new))
 
     def delete(self, ref: str, *, expected: Oid | None | bool = True) -> None:
-        """Remove ``ref``; with ``expected`` it must hold that id now."""
+        """Remove ``ref``; with ``expected`` it must hold that id now. A pin's description goes
+        with its ref."""
         old = self.doc.refs.get(ref)
         if expected is not True and old != expected:
             raise RefConflict(ref, expected if isinstance(expected, str) else None, old)
         if old is not None:
             del self.doc.refs[ref]
             self.moves.append((ref, old, None))
+        if ref.startswith(PINS):
+            self.doc.pins.pop(ref[len(PINS) :], None)
+
+    def set_pin(
+        self, name: str, new: Oid, info: dict[str, Any], *, expected: Oid | None | bool = True
+    ) -> None:
+        """Point the pin ``pins/NAME`` at ``new`` and record its description ``info``."""
+        self.set(PINS + name, new, expected=expected)
+        self.doc.pins[name] = dict(info)
 
     def allocate_version_name(self) -> str:
         """Reserve the next version name; names are never reused."""
@@ -184,8 +206,13 @@ class RefStore:
         with file_lock(self.lock_path, timeout=self.lock_timeout):
             txn = Transaction(self.read(), reason)
             next_before = txn.doc.next_version
+            pins_before = json.dumps(txn.doc.pins, sort_keys=True)
             yield txn
-            if not txn.moves and txn.doc.next_version == next_before:
+            if (
+                not txn.moves
+                and txn.doc.next_version == next_before
+                and json.dumps(txn.doc.pins, sort_keys=True) == pins_before
+            ):
                 return
             atomic_write(self.path, txn.doc.to_bytes())
             crashpoint("refs-published")

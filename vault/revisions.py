@@ -1,37 +1,45 @@
-"""Revision syntax: turning ``v007``, ``latest~2``, a tag or an id prefix into a version id."""
+"""Revision syntax: turning ``v007``, ``latest~2``, ``base``, a tag, a pin or an id prefix into a
+version id."""
 
 from __future__ import annotations
 
 import re
 
-from .errors import AmbiguousRevision, CorruptObject, ObjectMissing, TagError, UnknownRevision
+from .errors import (
+    AmbiguousRevision,
+    CorruptObject,
+    ObjectMissing,
+    TagError,
+    UnknownRevision,
+    VaultError,
+)
 from .ids import Oid, is_oid, is_oid_prefix
 from .objects import ManifestError, Version
-from .refs import LATEST, TAGS, VERSIONS, RefsDoc, version_number
+from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, version_number
 from .store import ObjectStore
 
-RESERVED = frozenset({LATEST, "base", "HEAD"})
+RESERVED = frozenset({LATEST, BASE, "HEAD"})
 _TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _ANCESTRY_RE = re.compile(r"(.+?)((?:~\d*)*)\Z")
 
 
-def check_tag_name(name: str) -> str:
-    """Return ``name`` if it can be a tag, else raise :class:`TagError` saying why.
+def check_tag_name(name: str, *, what: str = "tag", error: type[VaultError] = TagError) -> str:
+    """Return ``name`` if it can be a tag (or a pin: ``what``), else raise ``error`` saying why.
 
-    A tag must not be readable as anything else a revision can be: a version name, a reserved
-    name such as ``latest``, or an id prefix.
+    A tag or pin name must not be readable as anything else a revision can be: a version name, a
+    reserved name such as ``latest``, or an id prefix.
     """
     if not _TAG_RE.match(name):
-        raise TagError(
-            f"invalid tag name {name!r}: use letters, digits, '.', '_' and '-', starting with a"
-            " letter or digit"
+        raise error(
+            f"invalid {what} name {name!r}: use letters, digits, '.', '_' and '-', starting with"
+            " a letter or digit"
         )
     if name in RESERVED:
-        raise TagError(f"invalid tag name {name!r}: reserved")
+        raise error(f"invalid {what} name {name!r}: reserved")
     if version_number(name) is not None:
-        raise TagError(f"invalid tag name {name!r}: looks like a version name")
+        raise error(f"invalid {what} name {name!r}: looks like a version name")
     if is_oid_prefix(name.lower()):
-        raise TagError(f"invalid tag name {name!r}: looks like an id prefix")
+        raise error(f"invalid {what} name {name!r}: looks like an id prefix")
     return name
 
 
@@ -89,12 +97,17 @@ def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid
         return refs.refs[base]  # latest and other top-level refs
     if base == LATEST:
         raise UnknownRevision(rev, "the repository has no versions yet")
+    if base == BASE:
+        raise UnknownRevision(rev, "no base model has been consolidated yet")
     found = find_version_ref(refs, base)
     if found is not None:
         return found
     tag = refs.refs.get(TAGS + base)
     if tag is not None:
         return tag
+    pin = refs.refs.get(PINS + base)
+    if pin is not None:
+        return pin
     lowered = base.lower()
     if is_oid(lowered) and store.has(Oid(lowered)):
         if lowered in refs.refs.values() or _is_version(store, Oid(lowered)):

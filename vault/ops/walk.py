@@ -34,6 +34,11 @@ class Reach:
 def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -> Reach:
     """Mark everything ``roots`` (version ids) reach, following parents when ``ancestors``.
 
+    A root keeps its version object, its tree and everything the tree lists. An ancestor
+    reached only through parents keeps its version object alone: history runs through a deleted
+    version, but its files stay only while a name, tag or pin (some root) keeps them. Every
+    named version is itself a root, so this only lets go of versions nothing names.
+
     Manifests are read (and so verified); chunks are not read.
 
     Raises:
@@ -41,15 +46,14 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
             safely about what it reaches.
     """
     out = Reach()
-    stack = list(roots)
-    while stack:
-        vid = stack.pop()
+    stack: list[Oid] = []
+    for vid in dict.fromkeys(roots):
         if vid in out.versions:
             continue
         out.versions.add(vid)
         version = store.get_version(vid)
         if ancestors:
-            stack.extend(p for p in version.parents if p not in out.versions)
+            stack.extend(version.parents)
         if version.tree in out.trees:
             continue
         out.trees.add(version.tree)
@@ -59,4 +63,10 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
             out.files.add(entry.file)
             for c in store.get_file(entry.file).chunks:
                 out.chunks[c.oid] = c.size
+    while stack:
+        vid = stack.pop()
+        if vid in out.versions:
+            continue
+        out.versions.add(vid)
+        stack.extend(p for p in store.get_version(vid).parents if p not in out.versions)
     return out

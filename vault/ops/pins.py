@@ -1,0 +1,251 @@
+"""Pins: named references that keep a version alive, with a type, a reason and an expiry.
+
+A pin is the ref ``pins/NAME`` in ``refs.json``; its description (type, reason, creation time,
+expiry) sits beside it in the same document, so the two are published together. Because a pin
+is an ordinary ref, gc, verify and every other walk over the refs keep what a pin reaches with
+no special case. A backup is an unnamed version with a pin on it.
+
+This module holds the pure parts: names, descriptions, and the cleanup plan. The repository
+(:class:`vault.repo.Repository`) runs them inside its locks and transactions.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..errors import BadValue, PinError
+from ..ids import Oid
+from ..refs import PINS, VERSIONS, RefsDoc, Transaction
+from ..revisions import check_tag_name
+
+PRE_CONSOLIDATION = "pre_consolidation"
+PRE_DELETION = "pre_deletion"
+PRE_RESTORE = "pre_restore"
+EMERGENCY = "emergency"
+
+_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
+
+
+@dataclass
+class PinInfo:
+    """A pin as ``backup list --json`` prints it.
+
+    Attributes:
+        name: the pin's name (the ref is ``pins/NAME``).
+        type: ``pre_consolidation``, ``pre_deletion``, ``pre_restore``, ``emergency`` or any word.
+        reason: why it was made.
+        created: when, ISO 8601 with a UTC offset.
+        expires: when cleanup may drop it (ISO 8601), or ``None``.
+        version: the version name of what it keeps; ``None`` for a backup without one.
+        id: the id of the version it keeps.
+    """
+
+    name: str
+    type: str
+    reason: str
+    created: str
+    expires: str | None
+    version: str | None
+    id: str
+
+
+@dataclass
+class CleanupPlan:
+    """What ``backup cleanup`` unpins, and what gc would free afterwards.
+
+    Attributes:
+        unpin: the pins to remove, oldest first.
+        keep: the pins that stay, oldest first.
+        objects: objects reachable only through the pins to remove.
+        bytes: their stored size: what gc frees once they are unpinned (after its grace period).
+        executed: whether the pins were removed.
+    """
+
+    unpin: list[PinInfo] = field(default_factory=list)
+    keep: list[PinInfo] = field(default_factory=list)
+    objects: int = 0
+    bytes: int = 0
+    executed: bool = False
+
+
+def now() -> datetime:
+    """The current time, local offset, to the millisecond (pins are ordered by it)."""
+    return datetime.fromtimestamp(time.time(), timezone.utc).astimezone()
+
+
+def check_pin_name(name: str) -> str:
+    """Return ``name`` if it can name a pin (the rules of tags), else raise :class:`PinError`."""
+    return check_tag_name(name, what="pin", error=PinError)
+
+
+def check_type(pin_type: str) -> str:
+    """Return ``pin_type`` if it is one word (letters, digits, ``_``, ``-``), else raise."""
+    if not _TYPE_RE.match(pin_type or ""):
+        raise PinError(
+            f"invalid pin type {pin_type!r}: use one word of letters, digits, '_' and '-',"
+            " starting with a letter"
+        )
+    return pin_type
+
+
+def parse_expiry(text: str | None, *, start: datetime | None = None) -> str | None:
+    """An expiry as ISO 8601: a duration from now (``30d``, ``12h``) or a date or date-time.
+
+    A date or a date-time without an offset is taken as UTC.
+    """
+    if text is None or text == "":
+        return None
+    start = start or now()
+    from .gc import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except BadValue:
+        try:
+            when = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise BadValue(
+                "expiry", text, "use a duration such as 30d or a date such as 2026-12-31"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.isoformat(timespec="seconds")
+    return (start + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+def generate_name(refs: RefsDoc, pin_type: str, label: str, when: datetime) -> str:
+    """A fresh pin name such as ``pre_deletion-v003-20261126T101500`` (``-2``... if taken)."""
+    stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    base = f"{pin_type}-{label}-{stamp}"
+    name, n = base, 1
+    while PINS + name in refs.refs:
+        n += 1
+        name = f"{base}-{n}"
+    return check_pin_name(name)
+
+
+def describe(pin_type: str, reason: str, created: datetime, expires: str | None) -> dict[str, Any]:
+    """The description stored beside a pin's ref in ``refs.json``."""
+    return {
+        "type": pin_type,
+        "reason": reason,
+        "created": created.isoformat(timespec="milliseconds"),
+        "expires": expires,
+    }
+
+
+def set_pin(
+    txn: Transaction,
+    oid: Oid,
+    *,
+    type: str,  # noqa: A002 - the issue's name for it
+    reason: str,
+    name: str | None = None,
+    expires: str | None = None,
+    replace: bool = False,
+    label: str | None = None,
+) -> str:
+    """Pin ``oid`` inside the open transaction ``txn``; return the pin's name.
+
+    Usable from a commit's ``on_publish`` hook, so a version and its pin are published at once.
+
+    Args:
+        txn: the refs transaction.
+        oid: the version to keep.
+        type: the pin's type.
+        reason: why.
+        name: the pin's name; generated from type, ``label`` and the time when ``None``.
+        expires: a duration or date (see :func:`parse_expiry`), or ``None``.
+        replace: move an existing pin of that name instead of refusing.
+        label: what the generated name calls the version (default: its name or short id).
+
+    Raises:
+        PinError: a bad name or type, or the pin exists and ``replace`` is false.
+    """
+    check_type(type)
+    when = now()
+    expiry = parse_expiry(expires, start=when)
+    if name is None:
+        names = {v: k[len(VERSIONS) :] for k, v in txn.doc.refs.items() if k.startswith(VERSIONS)}
+        name = generate_name(txn.doc, type, label or names.get(oid) or oid[:8], when)
+    else:
+        check_pin_name(name)
+    old = txn.get(PINS + name)
+    if old is not None and not replace:
+        raise PinError(f"pin {name} already exists")
+    txn.set_pin(name, oid, describe(type, reason, when, expiry), expected=old)
+    return name
+
+
+def pin_infos(refs: RefsDoc, version_name: dict[Oid, str | None]) -> list[PinInfo]:
+    """Every pin in ``refs``, oldest first; ``version_name`` names the pinned versions."""
+    out = []
+    for name, oid in refs.names_for(PINS).items():
+        d = refs.pins.get(name, {})
+        out.append(
+            PinInfo(
+                name=name,
+                type=str(d.get("type") or "unknown"),
+                reason=str(d.get("reason") or ""),
+                created=str(d.get("created") or ""),
+                expires=d.get("expires"),
+                version=version_name.get(oid),
+                id=oid,
+            )
+        )
+    out.sort(key=lambda p: (_epoch(p.created), p.name))
+    return out
+
+
+def _epoch(iso: str | None) -> float:
+    if not iso:
+        return 0.0
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def select_for_cleanup(
+    pins: Iterable[PinInfo],
+    *,
+    retention_days: float | None = None,
+    keep_last: int | None = None,
+    pin_type: str | None = None,
+    at: float | None = None,
+) -> tuple[list[PinInfo], list[PinInfo]]:
+    """Split pins (oldest first) into those cleanup removes and those it keeps.
+
+    A pin is removed when it is of ``pin_type`` (any type when ``None``), is not one of the
+    newest ``keep_last`` pins of its type, and either is older than ``retention_days`` or has
+    expired. With neither ``retention_days`` nor ``keep_last``, only expired pins go; with only
+    ``keep_last``, every pin beyond the newest N of its type goes.
+    """
+    at = time.time() if at is None else at
+    pins = list(pins)
+    protected: set[str] = set()
+    if keep_last is not None:
+        by_type: dict[str, list[PinInfo]] = {}
+        for p in pins:
+            by_type.setdefault(p.type, []).append(p)
+        for group in by_type.values():
+            protected.update(p.name for p in group[len(group) - keep_last :] if keep_last)
+    unpin, keep = [], []
+    for p in pins:
+        expired = p.expires is not None and _epoch(p.expires) <= at
+        if retention_days is not None:
+            old = _epoch(p.created) <= at - retention_days * 86400
+        else:
+            old = keep_last is not None
+        chosen = (
+            (pin_type is None or p.type == pin_type)
+            and p.name not in protected
+            and (old or expired)
+        )
+        (unpin if chosen else keep).append(p)
+    return unpin, keep
