@@ -16,12 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from .backend import LocalBackend
 from .errors import (
+    BadValue,
     CorruptObject,
+    NotConfirmed,
+    PinError,
     RepoExists,
     RepoNotFound,
     TagError,
     UnknownRevision,
     UnsupportedFormat,
+    VaultError,
 )
 from .faults import crashpoint
 from .fsutil import atomic_write
@@ -29,14 +33,17 @@ from .ids import Oid
 from .lock import file_lock
 from .objects import KIND_FILE, Version
 from .ops import gc as gc_op
+from .ops import pins as pins_op
+from .ops.pins import CleanupPlan, DeleteResult, PinInfo
 from .ops.walk import reach
 from .progress import NullProgress, Progress
-from .refs import LATEST, TAGS, VERSIONS, RefsDoc, RefStore, Transaction, now_iso
+from .refs import LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction, now_iso
 from .revisions import check_tag_name, resolve
 from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
+    from .ops.restore import RestoreResult
     from .ops.verify import VerifyReport
 
 # The verbs that need thread pools and chunkers are imported where they are used, so that a
@@ -168,8 +175,19 @@ class Repository:
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def init(cls, path: str | os.PathLike[str], **kwargs: Any) -> Repository:
-        """Create a repository in the directory ``path`` (created if needed) and open it."""
+    def init(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> Repository:
+        """Create a repository in the directory ``path`` (created if needed) and open it.
+
+        Args:
+            workdir: the working directory ``restore`` writes into when given no destination
+                (e.g. ``current_model/``); recorded in ``config.json``.
+        """
         root = Path(path)
         if (root / CONFIG).exists():
             raise RepoExists(str(root))
@@ -180,9 +198,24 @@ class Repository:
         repo = cls(root, **kwargs)
         if not repo.refs.path.exists():
             repo.refs.initialise()
+        config: dict[str, Any] = {"format": FORMAT}
+        if workdir is not None:
+            config["workdir"] = _workdir_for_config(root, Path(workdir))
         # The config file is written last: its presence marks a complete repository.
-        atomic_write(root / CONFIG, json.dumps({"format": FORMAT}, indent=2).encode() + b"\n")
+        atomic_write(root / CONFIG, json.dumps(config, indent=2).encode() + b"\n")
         return repo
+
+    @property
+    def workdir(self) -> Path | None:
+        """The working directory recorded by ``init --workdir``, or ``None``."""
+        try:
+            config = json.loads((self.root / CONFIG).read_bytes())
+        except (OSError, ValueError):
+            return None
+        found = config.get("workdir") if isinstance(config, dict) else None
+        if not isinstance(found, str) or not found:
+            return None
+        return Path(os.path.abspath(self.root.parent / found))
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> Repository:
@@ -423,6 +456,308 @@ class Repository:
             txn.delete(TAGS + name, expected=old)
         return TagInfo(name, old, None)
 
+    # -- pins, backups, delete and restore ---------------------------------------------------
+
+    def _pin_list(self, refs: RefsDoc) -> list[PinInfo]:
+        names, _ = self._version_names(refs)
+        labels: dict[Oid, str | None] = {}
+        for oid in set(refs.names_for(PINS).values()):
+            label = names.get(oid)
+            if label is None:  # a deleted version is still called by the name it had
+                try:
+                    label = self.store.get_version(oid).name
+                except VaultError:
+                    label = None
+            labels[oid] = label
+        return pins_op.pin_infos(refs, labels)
+
+    def _pin_info(self, refs: RefsDoc, name: str) -> PinInfo:
+        for p in self._pin_list(refs):
+            if p.name == name:
+                return p
+        raise PinError(f"no such pin: {name}")
+
+    def pins(self, type: str | None = None) -> list[PinInfo]:  # noqa: A002
+        """Every pin (of ``type`` only, when given), oldest first."""
+        return [p for p in self._pin_list(self.refs.read()) if type is None or p.type == type]
+
+    backup_list = pins
+
+    def pin(
+        self,
+        rev: str,
+        *,
+        type: str,  # noqa: A002
+        reason: str,
+        name: str | None = None,
+        expires: str | None = None,
+        replace: bool = False,
+    ) -> PinInfo:
+        """Pin the version ``rev`` so that it and everything it reaches stay.
+
+        Args:
+            type: ``pre_consolidation``, ``pre_deletion``, ``pre_restore``, ``emergency`` or any
+                word.
+            reason: why.
+            name: the pin's name (the rules of tag names); generated when ``None``.
+            expires: a duration (``30d``) or date after which ``backup cleanup`` drops it.
+            replace: move an existing pin of that name (e.g. keep ``best`` on the best
+                checkpoint) instead of refusing.
+
+        Raises:
+            UnknownRevision: ``rev`` names no version.
+            PinError: a bad name or type, or the pin exists and ``replace`` is false.
+        """
+        with self._writing(), self.refs.transaction(f"pin {rev}") as txn:
+            oid = resolve(rev, txn.doc, self.store)
+            made = pins_op.set_pin(
+                txn, oid, type=type, reason=reason, name=name, expires=expires, replace=replace
+            )
+            return self._pin_info(txn.doc, made)
+
+    def unpin(self, name: str) -> PinInfo:
+        """Remove the pin ``name``; what only it kept becomes garbage for gc."""
+        with self._writing(), self.refs.transaction(f"unpin {name}") as txn:
+            info = self._pin_info(txn.doc, name)
+            txn.delete(PINS + name, expected=Oid(info.id))
+        return info
+
+    def backup(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        type: str = pins_op.EMERGENCY,  # noqa: A002
+        reason: str,
+        name: str | None = None,
+        expires: str | None = None,
+        progress: Progress | None = None,
+    ) -> PinInfo:
+        """Commit ``path`` as an unnamed version and pin it, in one transaction.
+
+        The backup does not move ``latest`` and gets no version name; dedup makes it nearly
+        free when ``path`` matches something stored.
+        """
+        made = self._backup(
+            path, type=type, reason=reason, name=name, expires=expires, progress=progress
+        )
+        assert made is not None
+        return made
+
+    def _backup(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        type: str,  # noqa: A002
+        reason: str,
+        name: str | None = None,
+        expires: str | None = None,
+        progress: Progress | None = None,
+        unless_kept: bool = False,
+    ) -> PinInfo | None:
+        """:meth:`backup`; with ``unless_kept``, no pin when a ref already keeps that tree."""
+        pins_op.check_type(type)
+        pins_op.parse_expiry(expires)
+        if name is not None:
+            pins_op.check_pin_name(name)
+            if PINS + name in self.refs.read().refs:
+                raise PinError(f"pin {name} already exists")
+        made: list[PinInfo] = []
+
+        def on_publish(txn: Transaction, oid: Oid, version: Version) -> None:
+            if unless_kept and version.tree in self._kept_trees(txn.doc):
+                return
+            pin_name = pins_op.set_pin(
+                txn, oid, type=type, reason=reason, name=name, expires=expires
+            )
+            made.append(self._pin_info(txn.doc, pin_name))
+
+        self.commit(
+            path,
+            f"backup ({type}): {reason}",
+            progress=progress,
+            name_version=False,
+            move_latest=False,
+            on_publish=on_publish,
+        )
+        return made[0] if made else None
+
+    def _kept_trees(self, refs: RefsDoc) -> set[Oid]:
+        """The trees of the versions refs point at."""
+        out = set()
+        for oid in set(refs.refs.values()):
+            try:
+                out.add(self.store.get_version(oid).tree)
+            except VaultError:
+                continue
+        return out
+
+    def delete(self, rev: str, *, confirm: bool = False, reason: str | None = None) -> DeleteResult:
+        """Remove a version's name and tags, after pinning it as ``pre_deletion``.
+
+        Pin and removal are one refs transaction: a crash leaves the version either still named
+        or pinned. ``latest`` moves back to the nearest named ancestor when it pointed here.
+        The name is never given again.
+
+        Raises:
+            NotConfirmed: ``confirm`` is false.
+            UnknownRevision: ``rev`` names no version, or one without a name.
+        """
+        if not confirm:
+            raise NotConfirmed(f"delete {rev}")
+        with self._writing(), self.refs.transaction(f"delete {rev}") as txn:
+            oid = resolve(rev, txn.doc, self.store)
+            refs = txn.doc.refs
+            names = sorted(k for k, v in refs.items() if k.startswith(VERSIONS) and v == oid)
+            if not names:
+                raise UnknownRevision(rev, "it has no version name to delete; unpin it instead")
+            label = names[0][len(VERSIONS) :]
+            pin_name = pins_op.set_pin(
+                txn,
+                oid,
+                type=pins_op.PRE_DELETION,
+                reason=reason or f"vault delete {label}",
+                label=label,
+            )
+            tags = sorted(k for k, v in txn.doc.refs.items() if k.startswith(TAGS) and v == oid)
+            for ref in [*names, *tags]:
+                txn.delete(ref, expected=oid)
+            if txn.get(LATEST) == oid:
+                ancestor = self._named_ancestor(txn.doc, oid)
+                if ancestor is None:
+                    txn.delete(LATEST, expected=oid)
+                else:
+                    txn.set(LATEST, ancestor, expected=oid)
+            pin = self._pin_info(txn.doc, pin_name)
+            latest = txn.get(LATEST)
+        return DeleteResult(label, oid, pin, [t[len(TAGS) :] for t in tags], latest)
+
+    def _named_ancestor(self, refs: RefsDoc, oid: Oid) -> Oid | None:
+        """The nearest version along first parents that still has a version name."""
+        named = set(refs.names_for(VERSIONS).values())
+        seen = {oid}
+        parents = self.store.get_version(oid).parents
+        while parents and parents[0] not in seen:
+            oid = parents[0]
+            if oid in named:
+                return oid
+            seen.add(oid)
+            parents = self.store.get_version(oid).parents
+        return None
+
+    def restore(
+        self,
+        rev: str,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> RestoreResult:
+        """Make ``dest`` (default: the recorded working directory) hold exactly ``rev``'s files.
+
+        Unless ``dest`` is empty or holds a tree some name, tag or pin keeps already, its
+        content is first committed and pinned as ``pre_restore``; nothing in ``dest`` changes
+        before that pin is published.
+
+        Raises:
+            NoDestination: no ``dest`` and no recorded working directory.
+            UnknownRevision: ``rev`` names no version.
+            UnsafePath: ``dest`` is not a directory or lies inside the repository.
+        """
+        from .ops import restore as restore_op
+
+        target = Path(dest) if dest is not None else self.workdir
+        if target is None:
+            raise restore_op.NoDestination()
+        restore_op.check_destination(target, self.root)
+        refs = self.refs.read()
+        oid = resolve(rev, refs, self.store)
+        version = self.store.get_version(oid)
+        tree = self.store.get_tree(version.tree)
+        for entry in tree.entries:  # fail on a damaged or collected version before any change
+            if entry.kind == KIND_FILE and entry.file is not None:
+                self.store.get_file(entry.file)
+        backup = None
+        if restore_op.has_content(target, (self.root,)):
+            backup = self._backup(
+                target,
+                type=pins_op.PRE_RESTORE,
+                reason=f"content of {target} before restoring {rev}",
+                unless_kept=True,
+                progress=progress,
+            )
+        crashpoint("restore-pinned")
+        restore_op.write_exactly(self.store, tree, target, keep=(self.root,), progress=progress)
+        names, _ = self._version_names(self.refs.read())
+        return restore_op.RestoreResult(
+            str(target), names.get(oid), oid, tree.file_count, tree.size, backup
+        )
+
+    def backup_restore(
+        self,
+        pin: str,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> RestoreResult:
+        """:meth:`restore` the version the pin ``pin`` keeps."""
+        self._pin_info(self.refs.read(), pin)
+        return self.restore(PINS + pin, dest, progress=progress)
+
+    def backup_verify(
+        self, pin: str | None = None, *, progress: Progress | None = None
+    ) -> VerifyReport:
+        """Re-hash everything the pin ``pin`` (default: every pin) reaches."""
+        refs = self.refs.read()
+        chosen = [self._pin_info(refs, pin)] if pin is not None else self._pin_list(refs)
+        labels: dict[Oid, str] = {}
+        for p in chosen:
+            labels.setdefault(Oid(p.id), f"pin {p.name}")
+        from .ops import verify as verify_op
+
+        return verify_op.verify(
+            self.store,
+            set(labels),
+            lambda oid: labels.get(oid, oid[:12]),
+            ancestors=False,
+            progress=progress,
+        )
+
+    def backup_cleanup(
+        self,
+        *,
+        retention_days: float | None = None,
+        keep_last: int | None = None,
+        type: str | None = None,  # noqa: A002
+        execute: bool = False,
+    ) -> CleanupPlan:
+        """Plan (and with ``execute``, do) the removal of old or expired pins.
+
+        See :func:`vault.ops.pins.select_for_cleanup` for which pins go. ``bytes`` is what gc
+        frees once they are gone: the stored size of objects only those pins reach.
+        """
+        for what, value in (("retention days", retention_days), ("--keep-last", keep_last)):
+            if value is not None and value < 0:
+                raise BadValue(what, value, "must not be negative")
+        refs = self.refs.read()
+        unpin, keep = pins_op.select_for_cleanup(
+            self._pin_list(refs), retention_days=retention_days, keep_last=keep_last, pin_type=type
+        )
+        plan = CleanupPlan(unpin=unpin, keep=keep)
+        if unpin:
+            gone = {PINS + p.name for p in unpin}
+            before = reach(self.store, set(refs.refs.values())).all()
+            after = reach(self.store, {v for k, v in refs.refs.items() if k not in gone}).all()
+            for oid in before - after:
+                st = self.store.stat(oid)
+                if st is not None:
+                    plan.objects += 1
+                    plan.bytes += st.size
+        if execute and unpin:
+            with self._writing(), self.refs.transaction("backup cleanup") as txn:
+                for p in unpin:
+                    txn.delete(PINS + p.name, expected=Oid(p.id))
+            plan.executed = True
+        return plan
+
     # -- maintenance -------------------------------------------------------------------------
 
     def roots(self) -> set[Oid]:
@@ -504,3 +839,13 @@ class Repository:
     def unknown(self, rev: str) -> UnknownRevision:
         """An :class:`UnknownRevision` for ``rev`` (helper for callers)."""
         return UnknownRevision(rev)
+
+def _workdir_for_config(root: Path, workdir: Path) -> str:
+    """``workdir`` as ``config.json`` records it: relative to the folder holding the repository
+    when inside it (so the project can move), else absolute."""
+    base = Path(os.path.abspath(root)).parent
+    full = Path(os.path.abspath(workdir))
+    try:
+        return full.relative_to(base).as_posix() or "."
+    except ValueError:
+        return str(full)

@@ -249,3 +249,22 @@ def select_for_cleanup(
         )
         (unpin if chosen else keep).append(p)
     return unpin, keep
+
+
+@dataclass
+class DeleteResult:
+    """What ``vault delete`` did.
+
+    Attributes:
+        version: the name the version had.
+        id: its id.
+        pin: the ``pre_deletion`` pin that keeps it restorable.
+        tags: tags removed with it.
+        latest: the id ``latest`` holds afterwards (``None`` when no named version is left).
+    """
+
+    version: str
+    id: str
+    pin: PinInfo
+    tags: list[str]
+    latest: str | None
