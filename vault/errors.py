@@ -178,3 +178,36 @@ class NotConfirmed(VaultError):
         self.what = what
         self.flag = flag
 
+
+class FileNotInVersion(VaultError):
+    """A path that the named version does not hold (or holds as a link, not a file)."""
+
+    def __init__(self, rev: str, path: str, why: str = "no such file") -> None:
+        super().__init__(f"{rev} has no file {path}: {why}")
+        self.rev = rev
+        self.path = path
+
+
+class NotSafetensors(VaultError):
+    """A file that should be safetensors is not a well-formed one."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path} is not a readable safetensors file: {why}")
+        self.path = path
+        self.why = why
+
+
+class AdapterMismatch(VaultError):
+    """A LoRA adapter that cannot be merged into the given base (missing module, wrong shape)."""
+
+
+class MissingExtra(VaultError):
+    """A command needs optional packages that are not installed."""
+
+    def __init__(self, what: str, packages: str, extra: str = "ml") -> None:
+        super().__init__(
+            f"{what} needs {packages}: install vault with the '{extra}' extra (pip install"
+            f" 'vault[{extra}]')"
+        )
+        self.what = what
+        self.packages = packages

@@ -43,6 +43,7 @@ from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
+    from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
     from .ops.verify import VerifyReport
 
@@ -426,6 +427,33 @@ class Repository:
         from .ops import checkout as checkout_op
 
         return checkout_op.checkout(self.store, tree, Path(dest), force=force, progress=progress)
+
+    # -- model files: tensors, diff, consolidation --------------------------------------------
+
+    def load_state_dict(self, rev: str, file: str, framework: str = "pt") -> dict[str, Any]:
+        """The tensors of the safetensors file ``file`` of ``rev``, read and verified straight
+        from the store (no checkout).
+
+        Args:
+            framework: ``"pt"`` for torch tensors; ``"numpy"`` for numpy arrays, where BF16 and
+                F8 tensors are returned as float32 (numpy has no such types; the upcast is exact).
+
+        Raises:
+            FileNotInVersion: ``rev`` has no regular file ``file``.
+            NotSafetensors: the file is not a well-formed safetensors file.
+        """
+        from .ml.tensors import load_state_dict
+
+        return load_state_dict(self.store, self.resolve(rev), rev, file, framework)
+
+    def diff(self, rev_a: str, rev_b: str) -> DiffResult:
+        """Files added, removed and changed from ``rev_a`` to ``rev_b``, and for safetensors
+        files the tensors added, removed and changed with the relative L2 norm of the change;
+        see :mod:`vault.ops.diff`."""
+        from .ops.diff import diff_trees
+
+        a, b = (self.store.get_version(self.resolve(r)).tree for r in (rev_a, rev_b))
+        return diff_trees(self.store, self.store.get_tree(a), self.store.get_tree(b))
 
     # -- tags --------------------------------------------------------------------------------
 
