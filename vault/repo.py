@@ -43,6 +43,7 @@ from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
+    from .ops.restore import RestoreResult
     from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
     from .ops.verify import VerifyReport
@@ -824,17 +825,16 @@ class Repository:
         """Re-hash every object reachable from every ref, or from the version ``rev`` only."""
         refs = self.refs.read()
         names, _ = self._version_names(refs)
-        if rev is None:
-            roots, ancestors = set(refs.refs.values()), True
-        else:
-            roots, ancestors = {self.resolve(rev)}, False
+        # Every named version is a root; an ancestor no ref names (a deleted version) keeps
+        # only its record, so its tree is not looked for (see ops/walk.py).
+        roots = set(refs.refs.values()) if rev is None else {self.resolve(rev)}
         from .ops import verify as verify_op
 
         return verify_op.verify(
             self.store,
             roots,
             lambda oid: names.get(oid, oid[:12]),
-            ancestors=ancestors,
+            ancestors=False,
             progress=progress,
         )
 

@@ -10,18 +10,27 @@ from .common import Context, emit_json, json_option, pass_ctx
 
 
 @click.command()
+@click.option(
+    "--workdir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="The working directory 'vault restore' writes into by default (e.g. current_model/).",
+)
 @json_option
 @pass_ctx
-def init(ctx: Context, as_json: bool) -> None:
+def init(ctx: Context, workdir: str | None, as_json: bool) -> None:
     """Create a repository: .vault/ here, or DIR with 'vault --repo DIR init'."""
     from ..repo import REPO_DIRNAME, Repository
 
     root = Path(ctx.repo_dir) if ctx.repo_dir else Path.cwd() / REPO_DIRNAME
-    repo = Repository.init(root)
+    repo = Repository.init(root, workdir=workdir)
+    where = repo.workdir
     if as_json:
-        emit_json({"repo": str(repo.root.resolve())})
+        emit_json({"repo": str(repo.root.resolve()), "workdir": str(where) if where else None})
     else:
         click.echo(f"Initialised empty vault repository in {repo.root.resolve()}")
+        if where is not None:
+            click.echo(f"working directory: {where}")
 
 
 COMMANDS = [init]

@@ -27,9 +27,9 @@ def cli(ctx: click.Context, repo_dir: str | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import checkout, commit, diff, init, log, maintenance, tag
+    from . import backup, checkout, commit, diff, init, log, maintenance, pin, tag
 
-    for module in (init, commit, log, checkout, tag, maintenance, diff):
+    for module in (init, commit, log, checkout, tag, maintenance, diff, pin, backup):
         for command in module.COMMANDS:
             cli.add_command(command)
 
