@@ -197,7 +197,11 @@ class NotSafetensors(VaultError):
         self.why = why
 
 
-class AdapterMismatch(VaultError):
+class ConsolidateError(VaultError):
+    """Consolidation cannot start: a base or adapter that is not a model, or a bad request."""
+
+
+class AdapterMismatch(ConsolidateError):
     """A LoRA adapter that cannot be merged into the given base (missing module, wrong shape)."""
 
 

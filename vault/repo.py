@@ -43,6 +43,7 @@ from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
+    from .ops.consolidate import ConsolidateResult
     from .ops.restore import RestoreResult
     from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
@@ -455,6 +456,45 @@ class Repository:
 
         a, b = (self.store.get_version(self.resolve(r)).tree for r in (rev_a, rev_b))
         return diff_trees(self.store, self.store.get_tree(a), self.store.get_tree(b))
+
+    def consolidate(
+        self,
+        base: str,
+        adapter: str,
+        *,
+        message: str,
+        training_data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] = (),
+        dtype: str | None = None,
+        remove_adapter_dir: bool = False,
+    ) -> ConsolidateResult:
+        """Merge the LoRA adapter ``adapter`` into ``base`` (each a directory or a revision) and
+        commit the merged model as the next version, ``latest`` and ``base``, with lineage
+        metadata; the base and the adapter are pinned as ``pre_consolidation`` in the same
+        transaction. Any failure leaves every ref and the user's directories as they were.
+
+        Args:
+            message: the merged version's description.
+            training_data: data files recorded with the version (path, size, BLAKE3).
+            dtype: ``bf16``, ``fp16`` or ``fp32``; default: the base's.
+            remove_adapter_dir: delete the adapter's directory once the merged version is
+                stored (step 5).
+
+        Raises:
+            AdapterMismatch: the adapter targets a module the base lacks, or shapes differ.
+            ConsolidateError: the base or adapter is not a model, or is the other one.
+            MissingExtra: torch, transformers or peft are not installed.
+        """
+        from .ops.consolidate import consolidate
+
+        return consolidate(
+            self,
+            base,
+            adapter,
+            message=message,
+            training_data=training_data,
+            dtype=dtype,
+            remove_adapter_dir=remove_adapter_dir,
+        )
 
     # -- tags --------------------------------------------------------------------------------
 
