@@ -167,6 +167,10 @@ class Version:
         meta: free-form string-keyed metadata (JSON values).
         size: logical size of the tree, ``bytes`` in JSON (copied so ``log`` need not read trees).
         files: number of entries in the tree.
+        training: training metadata (steps, loss, base model, data files, ...); see
+            ``docs/format.md``, "Version metadata". Omitted from the JSON when empty.
+        attachments: trees stored with the version besides its files, by role (``data``,
+            ``snapshots``). Omitted from the JSON when empty, so older version ids are unchanged.
     """
 
     tree: Oid
@@ -177,22 +181,31 @@ class Version:
     meta: dict[str, Any] = field(default_factory=dict)
     size: int = 0
     files: int = 0
+    training: dict[str, Any] = field(default_factory=dict)
+    attachments: dict[str, Oid] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """Canonical serialisation."""
-        return canonical_json(
-            {
-                "type": "version",
-                "tree": self.tree,
-                "parents": list(self.parents),
-                "message": self.message,
-                "created": self.created,
-                "name": self.name,
-                "meta": self.meta,
-                "bytes": self.size,
-                "files": self.files,
-            }
-        )
+        doc: dict[str, Any] = {
+            "type": "version",
+            "tree": self.tree,
+            "parents": list(self.parents),
+            "message": self.message,
+            "created": self.created,
+            "name": self.name,
+            "meta": self.meta,
+            "bytes": self.size,
+            "files": self.files,
+        }
+        if self.training:
+            doc["training"] = self.training
+        if self.attachments:
+            doc["attachments"] = dict(self.attachments)
+        return canonical_json(doc)
+
+    def trees(self) -> tuple[Oid, ...]:
+        """Every tree the version reaches: its files' tree, then its attachments by role."""
+        return (self.tree, *(self.attachments[k] for k in sorted(self.attachments)))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Version:
@@ -208,6 +221,10 @@ class Version:
                 meta=dict(doc.get("meta") or {}),
                 size=int(doc.get("bytes", 0)),
                 files=int(doc.get("files", 0)),
+                training=dict(doc.get("training") or {}),
+                attachments={
+                    str(k): check_oid(v) for k, v in (doc.get("attachments") or {}).items()
+                },
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"bad version: {exc}") from exc

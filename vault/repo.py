@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +100,12 @@ class FileInfo:
 
 @dataclass
 class VersionInfo:
-    """A version as ``log`` and ``show`` describe it."""
+    """A version as ``log`` and ``show`` describe it.
+
+    The training metadata (``steps`` to ``snapshots``) is ``None`` (``[]`` for ``data``) when
+    the version does not record it; ``description`` repeats ``message``. ``curve`` (the learning
+    curve: the Trainer's ``log_history`` entries) is read by ``show`` only.
+    """
 
     version: str | None
     id: str
@@ -113,12 +118,27 @@ class VersionInfo:
     file_count: int
     tree: str
     files: list[FileInfo] | None = None
+    description: str = ""
+    steps: int | None = None
+    loss: float | None = None
+    eval_loss: float | None = None
+    base_model: str | None = None
+    base_model_id: str | None = None
+    data: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: int | None = None
+    pins: list[str] = field(default_factory=list)
+    curve: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        self.description = self.description or self.message
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object ``--json`` prints (``files`` only when listed)."""
+        """The JSON object ``--json`` prints (``files`` and ``curve`` only when read)."""
         d = asdict(self)
         if self.files is None:
             del d["files"]
+        if self.curve is None:
+            del d["curve"]
         return d
 
 
@@ -276,6 +296,14 @@ class Repository:
                 tags.setdefault(oid, []).append(key[len(TAGS) :])
         return names, tags
 
+    @staticmethod
+    def _pin_names(refs: RefsDoc) -> dict[Oid, list[str]]:
+        """Pin names (refs ``pins/NAME``) by the version they keep."""
+        pins: dict[Oid, list[str]] = {}
+        for name, oid in refs.names_for("pins/").items():
+            pins.setdefault(oid, []).append(name)
+        return pins
+
     # -- commit ------------------------------------------------------------------------------
 
     def commit(
@@ -291,8 +319,19 @@ class Repository:
         move_latest: bool = True,
         parents: list[Oid] | None = None,
         on_publish: Callable[[Transaction, Oid, Version], None] | None = None,
+        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] = (),
+        store_data: bool = False,
+        steps: int | None = None,
+        loss: float | None = None,
+        base_model: str | None = None,
+        snapshots: str | os.PathLike[str] | None = None,
     ) -> CommitResult:
         """Store the file or directory ``path`` as a new version on top of ``latest``.
+
+        When ``path`` is a Hugging Face Trainer checkpoint directory (it holds
+        ``trainer_state.json``), its step, last training and evaluation loss, learning curve and
+        (from ``adapter_config.json``) base model are recorded; explicit arguments win. Every
+        argument is checked before anything is stored.
 
         Args:
             rehash: read every file even when the stat cache says it is unchanged.
@@ -302,6 +341,18 @@ class Repository:
             on_publish: called inside the refs transaction that publishes the version, with the
                 transaction, the version id and the version, so callers can set more refs (a
                 pin, ``base``) atomically with it.
+            data: training data files: path, size and BLAKE3 are recorded.
+            store_data: store the data files' bytes too (an attachment of the version).
+            steps: training steps.
+            loss: final training loss.
+            base_model: a base model's name, or a revision of this repository (its id is
+                recorded too when it resolves).
+            snapshots: a directory of learning-progress snapshots, stored with the version.
+
+        Raises:
+            PathNotFound: ``path``, a data file or the snapshots directory does not exist.
+            BadValue: a negative or non-integral step count, a loss that is not a finite number,
+                a data path that is not a file, a snapshots path that is not a directory.
         """
         tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
         for t in tags:
@@ -313,11 +364,22 @@ class Repository:
         progress = progress or NullProgress()
         from .ops import commit as commit_op
 
+        training = self._training(
+            path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
+        )
         entries = commit_op.scan(Path(path), exclude=(self.root,))
+        extra = self._attachment_entries(training, data, store_data, snapshots)
         with self._writing():
-            progress.start("commit", sum(e.size for e in entries if e.kind == KIND_FILE))
+            every = [*entries, *(e for group in extra.values() for e in group)]
+            progress.start("commit", sum(e.size for e in every if e.kind == KIND_FILE))
             try:
                 stored = commit_op.store_tree(self.store, entries, progress=progress)
+                attachments: dict[str, Oid] = {}
+                for role, group in extra.items():
+                    att = commit_op.store_tree(self.store, group, progress=progress)
+                    attachments[role] = att.tree
+                    stored.new_bytes += att.new_bytes
+                    stored.stored_bytes += att.stored_bytes
             finally:
                 progress.finish()
             self.store.sync()
@@ -343,6 +405,8 @@ class Repository:
                     meta=dict(meta or {}),
                     size=stored.bytes,
                     files=stored.tree_obj.file_count,
+                    training=training,
+                    attachments=attachments,
                 )
                 res = self.store.put(version.to_bytes(), compress=False)
                 self.store.sync()
@@ -367,11 +431,96 @@ class Repository:
             tags=list(tags),
         )
 
+    def _training(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...],
+        store_data: bool,
+        steps: int | None,
+        loss: float | None,
+        base_model: str | None,
+    ) -> dict[str, Any]:
+        """The ``training`` record of a new version: checkpoint values, overridden by arguments."""
+        from contextlib import suppress
+
+        from . import meta as meta_mod
+
+        out: dict[str, Any] = {}
+        checkpoint = meta_mod.read_checkpoint(path)
+        if checkpoint is not None:
+            out.update(
+                steps=checkpoint.steps,
+                loss=checkpoint.loss,
+                eval_loss=checkpoint.eval_loss,
+                base_model=checkpoint.base_model,
+            )
+            if checkpoint.curve:
+                # The curve stays in the committed trainer_state.json; the version names it.
+                out["curve"] = meta_mod.TRAINER_STATE
+        if steps is not None:
+            out["steps"] = meta_mod.check_steps(steps)
+        if loss is not None:
+            out["loss"] = meta_mod.check_loss(loss)
+        if base_model is not None:
+            if not isinstance(base_model, str) or not base_model.strip():
+                raise BadValue("base model", base_model, "expected a name or a revision")
+            out["base_model"] = base_model.strip()
+        if out.get("base_model"):
+            with suppress(VaultError):  # else a model's name, not a version of this repository
+                out["base_model_id"] = self.resolve(out["base_model"])
+        records: dict[str, dict[str, Any]] = {}
+        for f in data:
+            record = meta_mod.data_record(f, stored=store_data)
+            records.setdefault(record["path"], record)
+        if records:
+            out["data"] = list(records.values())
+        return {k: v for k, v in out.items() if v is not None}
+
+    def _attachment_entries(
+        self,
+        training: dict[str, Any],
+        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...],
+        store_data: bool,
+        snapshots: str | os.PathLike[str] | None,
+    ) -> dict[str, list[Any]]:
+        """The entries of the trees stored with the version, by role; counts ``snapshots``."""
+        from dataclasses import replace
+
+        from .meta import data_path
+        from .ops import commit as commit_op
+
+        out: dict[str, list[Any]] = {}
+        if store_data and training.get("data"):
+            # A stored data file's tree path is its recorded absolute path without the leading
+            # "/", so files of the same name from different folders never collide.
+            entries = {}
+            for f in data:
+                (entry,) = commit_op.scan(Path(f))
+                rel = data_path(f).lstrip("/")
+                entries[rel] = replace(entry, path=rel)
+            out["data"] = [entries[k] for k in sorted(entries)]
+        if snapshots is not None:
+            where = Path(snapshots)
+            if where.exists() and not where.is_dir():
+                raise BadValue("snapshots", str(snapshots), "is not a directory")
+            found = commit_op.scan(where, exclude=(self.root,))
+            training["snapshots"] = len({e.path.split("/", 1)[0] for e in found})
+            if found:
+                out["snapshots"] = found
+        return out
+
     # -- reading -----------------------------------------------------------------------------
 
     def _info(
-        self, oid: Oid, version: Version, tags: dict[Oid, list[str]], names: dict[Oid, str]
+        self,
+        oid: Oid,
+        version: Version,
+        tags: dict[Oid, list[str]],
+        names: dict[Oid, str],
+        pins: dict[Oid, list[str]] | None = None,
     ) -> VersionInfo:
+        training = version.training
         return VersionInfo(
             version=names.get(oid, version.name),
             id=oid,
@@ -383,6 +532,14 @@ class Repository:
             bytes=version.size,
             file_count=version.files,
             tree=version.tree,
+            steps=training.get("steps"),
+            loss=training.get("loss"),
+            eval_loss=training.get("eval_loss"),
+            base_model=training.get("base_model"),
+            base_model_id=training.get("base_model_id"),
+            data=[dict(d) for d in training.get("data", [])],
+            snapshots=training.get("snapshots"),
+            pins=sorted((pins or {}).get(oid, [])),
         )
 
     def log(self, rev: str | None = None, *, limit: int | None = None) -> list[VersionInfo]:
@@ -392,20 +549,21 @@ class Repository:
             return []
         oid: Oid | None = resolve(rev or LATEST, refs, self.store)
         names, tags = self._version_names(refs)
+        pins = self._pin_names(refs)
         out: list[VersionInfo] = []
         while oid is not None and (limit is None or len(out) < limit):
             version = self.store.get_version(oid)
-            out.append(self._info(oid, version, tags, names))
+            out.append(self._info(oid, version, tags, names, pins))
             oid = version.parents[0] if version.parents else None
         return out
 
     def show(self, rev: str) -> VersionInfo:
-        """A version with its file list."""
+        """A version with its file list and, when it records one, its learning curve."""
         refs = self.refs.read()
         oid = resolve(rev, refs, self.store)
         names, tags = self._version_names(refs)
         version = self.store.get_version(oid)
-        info = self._info(oid, version, tags, names)
+        info = self._info(oid, version, tags, names, self._pin_names(refs))
         tree = self.store.get_tree(version.tree)
         info.files = [
             FileInfo(
@@ -413,7 +571,20 @@ class Repository:
             )
             for e in tree.entries
         ]
+        curve_path = version.training.get("curve")
+        if isinstance(curve_path, str):
+            info.curve = self._read_curve(tree, curve_path)
         return info
+
+    def _read_curve(self, tree: Any, path: str) -> list[dict[str, Any]]:
+        """The ``log_history`` of the trainer state at ``path`` in ``tree``, read verified."""
+        from .meta import curve_from_state
+
+        for entry in tree.entries:
+            if entry.path == path and entry.kind == KIND_FILE and entry.file is not None:
+                manifest = self.store.get_file(entry.file)
+                return curve_from_state(b"".join(self.store.get(c.oid) for c in manifest.chunks))
+        return []
 
     def checkout(
         self,

@@ -21,9 +21,23 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.argument("path", type=click.Path(exists=False))
-@click.option("-m", "--message", required=True, help="What this version is.")
+@click.option(
+    "-m", "--description", "--message", "message", required=True, help="What this version is."
+)
 @click.option("--tag", "tags", multiple=True, metavar="NAME", help="Tag the new version.")
 @click.option("--meta", "metas", multiple=True, metavar="KEY=VALUE", help="Free-form metadata.")
+@click.option(
+    "--data", "data", multiple=True, metavar="FILE", help="A training data file (repeatable)."
+)
+@click.option("--store-data", is_flag=True, help="Store the --data files' bytes too.")
+@click.option("--steps", type=int, metavar="N", help="Training steps.")
+@click.option("--loss", type=float, metavar="X", help="Final training loss.")
+@click.option("--base-model", metavar="NAME_OR_REV", help="The base model: a name or a revision.")
+@click.option(
+    "--snapshots",
+    metavar="DIR",
+    help="A directory of learning-progress snapshots, stored with the version.",
+)
 @json_option
 @pass_ctx
 def commit(
@@ -32,14 +46,36 @@ def commit(
     message: str,
     tags: tuple[str, ...],
     metas: tuple[str, ...],
+    data: tuple[str, ...],
+    store_data: bool,
+    steps: int | None,
+    loss: float | None,
+    base_model: str | None,
+    snapshots: str | None,
     as_json: bool,
 ) -> None:
-    """Store PATH (a file or directory) as a new version on top of latest."""
+    """Store PATH (a file or directory) as a new version on top of latest.
+
+    A Trainer checkpoint directory (with trainer_state.json) records its steps, loss, learning
+    curve and base model by itself; --steps, --loss and --base-model override them.
+    """
     from ..progress import for_terminal
 
     meta = parse_meta(metas)
     repo = ctx.repo()
-    result = repo.commit(path, message, tags=list(tags), meta=meta, progress=for_terminal())
+    result = repo.commit(
+        path,
+        message,
+        tags=list(tags),
+        meta=meta,
+        progress=for_terminal(),
+        data=list(data),
+        store_data=store_data,
+        steps=steps,
+        loss=loss,
+        base_model=base_model,
+        snapshots=snapshots,
+    )
     if as_json:
         emit_json(result)
         return

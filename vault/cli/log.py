@@ -11,6 +11,10 @@ def _date(created: str) -> str:
     return created.replace("T", " ")[:16]
 
 
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
 @click.command()
 @click.argument("rev", required=False)
 @click.option("-n", "limit", type=click.IntRange(min=0), help="Show at most N versions.")
@@ -30,25 +34,44 @@ def log(ctx: Context, rev: str | None, limit: int | None, as_json: bool) -> None
             e.version or e.id[:12],
             e.id[:12],
             _date(e.created),
+            "-" if e.steps is None else str(e.steps),
+            _loss(e.loss),
+            e.base_model or "-",
             human_bytes(e.bytes),
-            ", ".join(e.tags),
-            e.message.splitlines()[0] if e.message else "",
+            ",".join(e.tags) or "-",
+            ",".join(e.pins) or "-",
+            e.description.splitlines()[0] if e.description else "",
         )
         for e in entries
     ]
-    header = ("VERSION", "ID", "DATE", "SIZE", "TAGS", "MESSAGE")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    # The description comes last: it is the one column of free length.
+    header = (
+        "VERSION", "ID", "DATE", "STEPS", "LOSS", "BASE_MODEL", "SIZE", "TAGS", "PINS",
+        "DESCRIPTION",
+    )  # fmt: skip
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for r in [header, *rows]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=False)) + "  " + r[5])
+        cells = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True))
+        click.echo(f"{cells}  {r[-1]}".rstrip())
 
 
 @click.command()
 @click.argument("rev")
+@click.option(
+    "--plot",
+    metavar="FILE.png",
+    type=click.Path(dir_okay=False),
+    help="Render the learning curve to an image (needs matplotlib).",
+)
 @json_option
 @pass_ctx
-def show(ctx: Context, rev: str, as_json: bool) -> None:
-    """One version: its metadata and files."""
+def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
+    """One version: its metadata, training data, learning curve and files."""
     info = ctx.repo().show(rev)
+    if plot is not None:
+        from ..meta import plot_curve
+
+        plot_curve(info.curve or [], plot, title=info.version or info.id[:12])
     if as_json:
         emit_json(info.to_json())
         return
@@ -58,8 +81,10 @@ def show(ctx: Context, rev: str, as_json: bool) -> None:
     click.echo(f"parents  {', '.join(info.parents) or '-'}")
     click.echo(f"tags     {', '.join(info.tags) or '-'}")
     click.echo(f"size     {human_bytes(info.bytes)} in {info.file_count} files")
+    click.echo(f"pins     {', '.join(info.pins) or '-'}")
     for k, v in sorted(info.meta.items()):
         click.echo(f"meta     {k} = {v}")
+    _show_training(info)
     click.echo("")
     for line in info.message.splitlines() or [""]:
         click.echo(f"    {line}")
@@ -69,6 +94,29 @@ def show(ctx: Context, rev: str, as_json: bool) -> None:
             click.echo(f"  link  {f.path} -> {f.target}")
         else:
             click.echo(f"  {human_bytes(f.size):>10}  {f.path}")
+
+
+def _show_training(info) -> None:  # type: ignore[no-untyped-def]
+    """The training lines of ``show``: steps, losses, base model, data, snapshots, curve."""
+    from ..meta import curve_lines
+
+    if info.steps is not None:
+        click.echo(f"steps    {info.steps}")
+    if info.loss is not None or info.eval_loss is not None:
+        evals = "" if info.eval_loss is None else f" (eval {_loss(info.eval_loss)})"
+        click.echo(f"loss     {_loss(info.loss)}{evals}")
+    if info.base_model:
+        of = f" ({info.base_model_id[:12]})" if info.base_model_id else ""
+        click.echo(f"base     {info.base_model}{of}")
+    if info.snapshots is not None:
+        click.echo(f"snapshots {info.snapshots}")
+    for d in info.data:
+        stored = "stored" if d.get("stored") else "not stored"
+        click.echo(
+            f"data     {d['path']}  {human_bytes(d['size'])}  blake3 {d['blake3'][:16]}  {stored}"
+        )
+    for line in curve_lines(info.curve or []):
+        click.echo(f"curve    {line}")
 
 
 COMMANDS = [log, show]

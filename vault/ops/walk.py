@@ -34,7 +34,8 @@ class Reach:
 def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -> Reach:
     """Mark everything ``roots`` (version ids) reach, following parents when ``ancestors``.
 
-    A root keeps its version object, its tree and everything the tree lists. An ancestor
+    A root keeps its version object, its tree and everything the tree lists, and the same for
+    the trees attached to it (``Version.attachments``: training data, snapshots). An ancestor
     reached only through parents keeps its version object alone: history runs through a deleted
     version, but its files stay only while a name, tag or pin (some root) keeps them. Every
     named version is itself a root, so this only lets go of versions nothing names.
@@ -54,15 +55,17 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
         version = store.get_version(vid)
         if ancestors:
             stack.extend(version.parents)
-        if version.tree in out.trees:
-            continue
-        out.trees.add(version.tree)
-        for entry in store.get_tree(version.tree).entries:
-            if entry.kind != KIND_FILE or entry.file is None or entry.file in out.files:
+        # The files' tree, then the trees attached to the version (training data, snapshots).
+        for tree_id in version.trees():
+            if tree_id in out.trees:
                 continue
-            out.files.add(entry.file)
-            for c in store.get_file(entry.file).chunks:
-                out.chunks[c.oid] = c.size
+            out.trees.add(tree_id)
+            for entry in store.get_tree(tree_id).entries:
+                if entry.kind != KIND_FILE or entry.file is None or entry.file in out.files:
+                    continue
+                out.files.add(entry.file)
+                for c in store.get_file(entry.file).chunks:
+                    out.chunks[c.oid] = c.size
     while stack:
         vid = stack.pop()
         if vid in out.versions:
