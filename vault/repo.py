@@ -995,7 +995,7 @@ class Repository:
             with self._writing(), self.refs.transaction("backup cleanup") as txn:
                 for p in unpin:
                     txn.delete(PINS + p.name, expected=Oid(p.id))
-            plan.executed = True
+        plan.executed = execute
         return plan
 
     # -- maintenance -------------------------------------------------------------------------

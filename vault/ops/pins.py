@@ -63,7 +63,7 @@ class CleanupPlan:
         keep: the pins that stay, oldest first.
         objects: objects reachable only through the pins to remove.
         bytes: their stored size: what gc frees once they are unpinned (after its grace period).
-        executed: whether the pins were removed.
+        executed: whether this was the real run (``--execute``), not a dry run.
     """
 
     unpin: list[PinInfo] = field(default_factory=list)
@@ -234,7 +234,7 @@ def select_for_cleanup(
         for p in pins:
             by_type.setdefault(p.type, []).append(p)
         for group in by_type.values():
-            protected.update(p.name for p in group[len(group) - keep_last :] if keep_last)
+            protected.update(p.name for p in group[max(0, len(group) - keep_last) :])
     unpin, keep = [], []
     for p in pins:
         expired = p.expires is not None and _epoch(p.expires) <= at
