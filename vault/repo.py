@@ -630,8 +630,8 @@ class Repository:
 
     def consolidate(
         self,
-        base: str,
-        adapter: str,
+        base: str | os.PathLike[str],
+        adapter: str | os.PathLike[str],
         *,
         message: str,
         training_data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] = (),

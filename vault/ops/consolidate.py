@@ -114,7 +114,8 @@ class Source:
         role: ``base`` or ``adapter``, for messages.
     """
 
-    def __init__(self, repo: Repository, arg: str, role: str) -> None:
+    def __init__(self, repo: Repository, arg: str | os.PathLike[str], role: str) -> None:
+        arg = os.fspath(arg)
         self.repo = repo
         self.arg = arg
         self.role = role
@@ -201,8 +202,8 @@ class Plan:
 
 def check(
     repo: Repository,
-    base: str,
-    adapter: str,
+    base: str | os.PathLike[str],
+    adapter: str | os.PathLike[str],
     *,
     training_data: tuple[str | os.PathLike[str], ...] | list[str | os.PathLike[str]] = (),
     dtype: str | None = None,
@@ -272,8 +273,8 @@ def _dominant_dtype(tensors: dict[str, TensorInfo]) -> str:
 
 def consolidate(
     repo: Repository,
-    base: str,
-    adapter: str,
+    base: str | os.PathLike[str],
+    adapter: str | os.PathLike[str],
     *,
     message: str,
     training_data: tuple[str | os.PathLike[str], ...] | list[str | os.PathLike[str]] = (),
