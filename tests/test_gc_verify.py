@@ -190,7 +190,9 @@ def test_gc_keeps_only_the_records_of_unnamed_ancestors(
     age_all(repo, 86400)
     # two trees, two file manifests, two chunks; the two version records stay
     assert repo.gc(grace="0s").objects == 6
-    assert [e.id for e in repo.log()][-1] == first
+    assert [e.version for e in repo.log()] == ["v003"]  # walked through, not listed
+    assert [e.id for e in repo.log(all=True)][-1] == first
+    assert repo.verify().ok
     with pytest.raises(ObjectMissing):
         repo.checkout(first, tmp_path / "out")
     repo.checkout("v003", tmp_path / "out3")

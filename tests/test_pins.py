@@ -113,6 +113,7 @@ def test_pin_description_is_stored_beside_the_ref(repo: Repository, three: list[
         "reason": "why not",
         "created": p.created,
         "expires": "2031-01-01T00:00:00+00:00",
+        "seq": 1,  # orders pins made within one microsecond
     }
     repo.unpin("k")
     doc = json.loads((repo.root / "refs.json").read_text())

@@ -18,11 +18,14 @@ def _loss(value: float | None) -> str:
 @click.command()
 @click.argument("rev", required=False)
 @click.option("-n", "limit", type=click.IntRange(min=0), help="Show at most N versions.")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Also list backups and deleted versions pins keep."
+)
 @json_option
 @pass_ctx
-def log(ctx: Context, rev: str | None, limit: int | None, as_json: bool) -> None:
+def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_json: bool) -> None:
     """History from REV (default latest), newest first."""
-    entries = ctx.repo().log(rev, limit=limit)
+    entries = ctx.repo().log(rev, limit=limit, all=show_all)
     if as_json:
         emit_json([e.to_json() for e in entries])
         return

@@ -129,14 +129,23 @@ def generate_name(refs: RefsDoc, pin_type: str, label: str, when: datetime) -> s
     return check_pin_name(name)
 
 
-def describe(pin_type: str, reason: str, created: datetime, expires: str | None) -> dict[str, Any]:
-    """The description stored beside a pin's ref in ``refs.json``."""
+def describe(
+    pin_type: str, reason: str, created: datetime, expires: str | None, seq: int = 0
+) -> dict[str, Any]:
+    """The description stored beside a pin's ref in ``refs.json``; ``seq`` orders pins made
+    within the same microsecond."""
     return {
         "type": pin_type,
         "reason": reason,
-        "created": created.isoformat(timespec="milliseconds"),
+        "created": created.isoformat(timespec="microseconds"),
         "expires": expires,
+        "seq": seq,
     }
+
+
+def _seq(d: dict[str, Any]) -> int:
+    seq = d.get("seq")
+    return seq if isinstance(seq, int) else 0
 
 
 def set_pin(
@@ -178,28 +187,28 @@ def set_pin(
     old = txn.get(PINS + name)
     if old is not None and not replace:
         raise PinError(f"pin {name} already exists")
-    txn.set_pin(name, oid, describe(type, reason, when, expiry), expected=old)
+    seq = 1 + max((_seq(d) for d in txn.doc.pins.values()), default=0)
+    txn.set_pin(name, oid, describe(type, reason, when, expiry, seq), expected=old)
     return name
 
 
 def pin_infos(refs: RefsDoc, version_name: dict[Oid, str | None]) -> list[PinInfo]:
     """Every pin in ``refs``, oldest first; ``version_name`` names the pinned versions."""
-    out = []
+    keyed = []
     for name, oid in refs.names_for(PINS).items():
         d = refs.pins.get(name, {})
-        out.append(
-            PinInfo(
-                name=name,
-                type=str(d.get("type") or "unknown"),
-                reason=str(d.get("reason") or ""),
-                created=str(d.get("created") or ""),
-                expires=d.get("expires"),
-                version=version_name.get(oid),
-                id=oid,
-            )
+        info = PinInfo(
+            name=name,
+            type=str(d.get("type") or "unknown"),
+            reason=str(d.get("reason") or ""),
+            created=str(d.get("created") or ""),
+            expires=d.get("expires"),
+            version=version_name.get(oid),
+            id=oid,
         )
-    out.sort(key=lambda p: (_epoch(p.created), p.name))
-    return out
+        keyed.append(((_epoch(info.created), _seq(d), name), info))
+    keyed.sort(key=lambda k: k[0])
+    return [info for _, info in keyed]
 
 
 def _epoch(iso: str | None) -> float:
