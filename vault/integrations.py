@@ -1,0 +1,163 @@
+"""Integrations with training libraries: :class:`VaultCallback` for the Hugging Face ``Trainer``.
+
+Importing this module imports neither torch nor transformers: ``VaultCallback`` is built on first
+access (a module ``__getattr__``), as a subclass of ``transformers.TrainerCallback``::
+
+    from vault import Repository
+    from vault.integrations import VaultCallback
+
+    repo = Repository.open(".vault")
+    trainer = Trainer(..., callbacks=[VaultCallback(repo, pin_best_metric="eval_loss")])
+    trainer.train()   # every checkpoint is a version; the best one is pinned as "best"
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .repo import CommitResult, Repository
+
+__all__ = ["VaultCallback"]
+
+log = logging.getLogger("vault")
+
+BEST = "best"
+"""The name and type of the pin that keeps the best checkpoint."""
+
+
+class _VaultCallbackMixin:
+    """The behaviour of :class:`VaultCallback`, free of transformers so it imports lightly.
+
+    Args:
+        repo: the repository (or its directory) to commit checkpoints into.
+        pin_best_metric: a metric the Trainer evaluates (``eval_loss``, or ``loss``, meaning the
+            same, as transformers' ``metric_for_best_model`` does); the checkpoint with its best
+            value is kept pinned as ``best``. ``None``: no pin.
+        greater_is_better: default: false for metrics whose name ends in ``loss``, else true.
+        message: the version description; ``{step}`` and ``{checkpoint}`` are filled in.
+
+    Every checkpoint the Trainer saves (``output_dir/checkpoint-N``) is committed as the next
+    version on the main process; its step, losses and learning curve come from the checkpoint's
+    ``trainer_state.json`` (see :meth:`vault.Repository.commit`). A checkpoint is compared on
+    the metric of the evaluation at its own step (whether that evaluation runs before or after
+    the save). A ``best`` pin left by an earlier run counts as the value to beat when its reason
+    records the same metric.
+    """
+
+    def __init__(
+        self,
+        repo: Repository | str | os.PathLike[str],
+        *,
+        pin_best_metric: str | None = None,
+        greater_is_better: bool | None = None,
+        message: str = "Trainer {checkpoint}",
+    ) -> None:
+        from .repo import Repository
+
+        self.repo = repo if isinstance(repo, Repository) else Repository.open(repo)
+        self.metric = None
+        if pin_best_metric:
+            name = pin_best_metric
+            self.metric = name if name.startswith("eval_") else f"eval_{name}"
+        if greater_is_better is None:
+            greater_is_better = not (self.metric or "").endswith("loss")
+        self.greater_is_better = greater_is_better
+        self.message = message
+        self.versions: dict[int, CommitResult] = {}
+        """The versions committed by this callback, by training step."""
+        self.metrics: dict[int, float] = {}
+        """The metric's value at each evaluated step."""
+        self.best: tuple[float, int] | None = self._previous_best()
+        """The best value so far and its step (``-1``: a previous run's)."""
+
+    # -- the Trainer's events ----------------------------------------------------------------
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Commit the checkpoint just written; pin it if it is the best so far."""
+        if not state.is_world_process_zero:
+            return
+        step = int(state.global_step)
+        checkpoint = Path(args.output_dir) / f"checkpoint-{step}"
+        if not checkpoint.is_dir():
+            log.warning("no checkpoint directory %s to commit", checkpoint)
+            return
+        text = self.message.format(step=step, checkpoint=checkpoint.name)
+        self.versions[step] = self.repo.commit(checkpoint, text)
+        for entry in state.log_history:
+            if self.metric and entry.get("step") == step and self.metric in entry:
+                self.metrics[step] = float(entry[self.metric])
+        self._consider(step)
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kw: Any
+    ) -> None:
+        """Record the metric; pin the checkpoint of this step if it is already committed."""
+        if not state.is_world_process_zero or not self.metric or not metrics:
+            return
+        if self.metric in metrics:
+            self.metrics[int(state.global_step)] = float(metrics[self.metric])
+            self._consider(int(state.global_step))
+
+    # -- the best checkpoint -----------------------------------------------------------------
+
+    def _consider(self, step: int) -> None:
+        if step not in self.versions or step not in self.metrics:
+            return
+        value = self.metrics[step]
+        if value != value:  # NaN is never best
+            return
+        if self.best is not None and self.best[1] == step:
+            return
+        if self.best is not None:
+            better = value > self.best[0] if self.greater_is_better else value < self.best[0]
+            if not better:
+                return
+        result = self.versions[step]
+        self.repo.pin(
+            result.id,
+            type=BEST,
+            reason=f"{self.metric}={value!r} at step {step}",
+            name=BEST,
+            replace=True,
+        )
+        self.best = (value, step)
+
+    def _previous_best(self) -> tuple[float, int] | None:
+        if not self.metric:
+            return None
+        for pin in self.repo.pins(type=BEST):
+            if pin.name == BEST:
+                m = re.match(rf"{re.escape(self.metric)}=(\S+) at step", pin.reason)
+                if m:
+                    try:
+                        return float(m.group(1)), -1
+                    except ValueError:
+                        return None
+        return None
+
+
+_built: dict[str, type] = {}
+
+
+def _build() -> type:
+    """``VaultCallback``: the mixin on ``transformers.TrainerCallback`` (imported here, once)."""
+    if "VaultCallback" not in _built:
+        from transformers import TrainerCallback
+
+        class VaultCallback(_VaultCallbackMixin, TrainerCallback):  # type: ignore[misc]
+            __doc__ = _VaultCallbackMixin.__doc__
+
+        VaultCallback.__module__ = __name__
+        _built["VaultCallback"] = VaultCallback
+    return _built["VaultCallback"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "VaultCallback":
+        return _build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
