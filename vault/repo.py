@@ -542,18 +542,58 @@ class Repository:
             pins=sorted((pins or {}).get(oid, [])),
         )
 
-    def log(self, rev: str | None = None, *, limit: int | None = None) -> list[VersionInfo]:
-        """History from ``rev`` (default ``latest``), newest first, following first parents."""
+    def log(
+        self,
+        rev: str | None = None,
+        *,
+        limit: int | None = None,
+        all: bool = False,  # noqa: A002
+    ) -> list[VersionInfo]:
+        """History from ``rev`` (default ``latest``), newest first, following first parents.
+
+        A version without a name (a deleted one) is walked through but not listed, unless it
+        is ``rev`` itself or ``all`` is set. ``all`` without ``rev`` lists every version any
+        ref reaches, backups and pinned deleted versions included, newest first.
+        """
         refs = self.refs.read()
-        if rev is None and LATEST not in refs.refs:
-            return []
-        oid: Oid | None = resolve(rev or LATEST, refs, self.store)
         names, tags = self._version_names(refs)
         pins = self._pin_names(refs)
         out: list[VersionInfo] = []
+        if all and rev is None:
+            found: dict[Oid, Version] = {}
+            stack = list(set(refs.refs.values()))
+            while stack:
+                vid = stack.pop()
+                if vid not in found:
+                    found[vid] = self.store.get_version(vid)
+                    stack.extend(found[vid].parents)
+            depth: dict[Oid, int] = {}  # breaks ties of equal times: children before parents
+            for vid in found:
+                todo = [vid]
+                while todo:
+                    cur = todo[-1]
+                    waiting = [p for p in found[cur].parents if p in found and p not in depth]
+                    if waiting:
+                        todo.extend(waiting)
+                        continue
+                    todo.pop()
+                    depth[cur] = 1 + max(
+                        (depth[p] for p in found[cur].parents if p in found), default=0
+                    )
+            ordered = sorted(
+                found.items(), key=lambda kv: (kv[1].created, depth[kv[0]], kv[0]), reverse=True
+            )
+            for vid, version in ordered[:limit]:
+                out.append(self._info(vid, version, tags, names, pins))
+            return out
+        if rev is None and LATEST not in refs.refs:
+            return []
+        start = resolve(rev or LATEST, refs, self.store)
+        oid: Oid | None = start
         while oid is not None and (limit is None or len(out) < limit):
             version = self.store.get_version(oid)
-            out.append(self._info(oid, version, tags, names, pins))
+            if all or oid == start or oid in names:
+                out.append(self._info(oid, version, tags, names, pins))
             oid = version.parents[0] if version.parents else None
         return out
 
