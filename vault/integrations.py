@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .repo import CommitResult, Repository
 
-__all__ = ["VaultCallback"]
+__all__ = ["VaultCallback"]  # noqa: F822 - built on first access, by __getattr__
 
 log = logging.getLogger("vault")
 
@@ -94,7 +94,12 @@ class _VaultCallbackMixin:
         self._consider(step)
 
     def on_evaluate(
-        self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kw: Any
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
     ) -> None:
         """Record the metric; pin the checkpoint of this step if it is already committed."""
         if not state.is_world_process_zero or not self.metric or not metrics:
