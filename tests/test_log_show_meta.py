@@ -348,7 +348,7 @@ def test_cli_show_prints_training_data_and_sparkline(
     assert "base     tiny-llama/base" in out
     assert f"data     {train_file}" in out and "not stored" in out
     [curve] = [ln for ln in out.splitlines() if ln.startswith("curve    loss ")]
-    assert curve.endswith("0.4 over 90 steps (10 points)")
+    assert curve.endswith("0.4 over 100 steps (10 points)")
     spark = curve.split()[3]
     assert spark[0] == "█" and spark[-1] == "▁" and len(spark) == 10
     assert "adapter_model.safetensors" in out

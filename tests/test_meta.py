@@ -212,7 +212,7 @@ def test_curve_lines_name_first_and_last_loss_and_the_span() -> None:
     lines = meta.curve_lines(training_history(500))
     assert len(lines) == 2
     loss, evals = lines
-    assert loss.startswith("loss 2.262 ") and " 0.4 over 490 steps (50 points)" in loss
+    assert loss.startswith("loss 2.262 ") and " 0.4 over 500 steps (50 points)" in loss
     assert evals.startswith("eval_loss ") and "(10 points)" in evals
     spark = loss.split()[2]
     assert spark[0] == "█" and spark[-1] == "▁" and len(spark) == meta.SPARK_WIDTH

@@ -238,17 +238,19 @@ def _fmt(value: float) -> str:
 
 
 def curve_lines(curve: list[dict[str, Any]], width: int = SPARK_WIDTH) -> list[str]:
-    """One sparkline a logged loss, e.g. ``loss 2.31 ▇▆▅▃▂▁ 0.42 over 500 steps``."""
+    """One sparkline per logged loss, e.g. ``loss 2.31 ▇▆▅▃▂▁ 0.42 over 500 steps (50 points)``.
+
+    The step count is the last logged step: the curve covers training up to there.
+    """
     lines = []
     for key in ("loss", "eval_loss"):
         points = series(curve, key)
         if not points:
             continue
         values = [v for _, v in points]
-        span = points[-1][0] - points[0][0] if len(points) > 1 else points[-1][0]
         lines.append(
             f"{key} {_fmt(values[0])} {sparkline(values, width)} {_fmt(values[-1])}"
-            f" over {int(span)} steps ({len(values)} points)"
+            f" over {int(points[-1][0])} steps ({len(values)} points)"
         )
     return lines
 
