@@ -26,7 +26,10 @@ def init(ctx: Context, workdir: str | None, as_json: bool) -> None:
     repo = Repository.init(root, workdir=workdir)
     where = repo.workdir
     if as_json:
-        emit_json({"repo": str(repo.root.resolve()), "workdir": str(where) if where else None})
+        out = {"repo": str(repo.root.resolve())}
+        if where is not None:
+            out["workdir"] = str(where)
+        emit_json(out)
     else:
         click.echo(f"Initialised empty vault repository in {repo.root.resolve()}")
         if where is not None:
