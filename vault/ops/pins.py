@@ -244,7 +244,8 @@ def select_for_cleanup(
             by_type.setdefault(p.type, []).append(p)
         for group in by_type.values():
             protected.update(p.name for p in group[max(0, len(group) - keep_last) :])
-    unpin, keep = [], []
+    unpin: list[PinInfo] = []
+    keep: list[PinInfo] = []
     for p in pins:
         expired = p.expires is not None and _epoch(p.expires) <= at
         if retention_days is not None:
