@@ -363,6 +363,17 @@ def test_cli_show_plot_writes_png(vault_cli: Vault, checkpoint: Path, tmp_path: 
     assert (tmp_path / "curve.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize(
+    ("name", "needle"), [("curve.xyz", "not supported"), ("no/dir/c.png", "path not found")]
+)
+def test_cli_show_plot_bad_destination(
+    vault_cli: Vault, checkpoint: Path, tmp_path: Path, name: str, needle: str
+) -> None:
+    ok(vault_cli("commit", str(checkpoint), "-m", "run"))
+    assert needle in error_line(vault_cli("show", "v001", "--plot", str(tmp_path / name)))
+    assert not any(p.name.startswith("curve") for p in tmp_path.iterdir())
+
+
 def test_cli_show_plot_without_curve_is_one_line(vault_cli: Vault, tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "w.bin").write_bytes(b"w")

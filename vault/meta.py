@@ -263,11 +263,15 @@ def plot_curve(curve: list[dict[str, Any]], dest: str | os.PathLike[str], *, tit
     Raises:
         MissingExtra: matplotlib is not installed.
         NoCurve: the curve logged no loss.
+        PathNotFound: the folder of ``dest`` does not exist.
         BadValue: ``dest`` names an image format matplotlib does not write.
     """
     losses = {k: series(curve, k) for k in ("loss", "eval_loss")}
     if not any(losses.values()):
         raise NoCurve(title)
+    out = Path(dest)
+    if not out.parent.is_dir():
+        raise PathNotFound(str(out.parent))
     try:
         import matplotlib
 
@@ -295,6 +299,5 @@ def plot_curve(curve: list[dict[str, Any]], dest: str | os.PathLike[str], *, tit
         raise BadValue("--plot", str(dest), str(exc).splitlines()[0]) from None
     finally:
         plt.close(fig)
-    out = Path(dest)
     atomic_write(out, buf.getvalue())
     return out
