@@ -17,6 +17,16 @@ reflog-appended    refs: the reflog lines are durable, the refs lock is still he
 gc-planned         gc: the plan is made, nothing is deleted yet
 gc-deleted         gc: one more object or temporary file is deleted
 =================  ==========================================================================
+
+Consolidation (``vault/ops/consolidate.py``), after each of its steps:
+
+=====================  ======================================================================
+consolidate-checked    the adapter fits the base; nothing is stored yet
+consolidate-pinned     directories given are committed; no ref has moved (pins come in step 4)
+consolidate-merged     the merged model is saved in the repository's ``tmp/``, not committed
+consolidate-committed  version, ``latest``, ``base`` and pins are published; the adapter
+                       directory is not yet removed
+=====================  ======================================================================
 """
 
 from __future__ import annotations

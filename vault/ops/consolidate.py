@@ -141,12 +141,15 @@ class Source:
         if self._tree is not None:
             return [e.path for e in self._tree.entries if e.kind == KIND_FILE]
         assert self.path is not None
-        return [
-            (Path(d) / f).relative_to(self.path).as_posix()
-            for d, _, names in os.walk(self.path)
-            for f in names
-            if (Path(d) / f).is_file() and not (Path(d) / f).is_symlink()
-        ]
+        out = []
+        repo_root = self.repo.root.resolve()
+        for d, dirnames, names in os.walk(self.path):
+            dirnames[:] = [n for n in dirnames if (Path(d) / n).resolve() != repo_root]
+            for f in names:
+                full = Path(d) / f
+                if full.is_file() and not full.is_symlink():
+                    out.append(full.relative_to(self.path).as_posix())
+        return out
 
     def _entry_oid(self, rel: str) -> Oid:
         assert self._tree is not None
