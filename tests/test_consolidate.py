@@ -181,6 +181,17 @@ def test_cli_with_revisions_dtype_and_training_data(
         assert torch.equal(t, reference[name].to(torch.bfloat16)), name
 
 
+def test_a_directory_holding_a_version_is_that_version(
+    repo: Repository, work: dict[str, Path]
+) -> None:
+    first = repo.commit(work["base"], "the base")
+    result = repo.consolidate(work["base"], work["adapter"], message="merged")
+    assert (result.base, result.base_version) == (first.id, "v001")
+    assert result.adapter_version is None
+    assert {p.version for p in repo.pins()} == {"v001", None}
+    assert repo.show("v002").base_model == "v001"
+
+
 def test_default_dtype_is_the_bases(repo: Repository, work: dict[str, Path]) -> None:
     result = repo.consolidate(work["bf16_base"], work["adapter"], message="bf16 base")
     assert result.dtype == "bf16"

@@ -52,7 +52,7 @@ from ..ids import Oid
 from ..ml.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, check_adapter, parse_config
 from ..ml.tensors import Header, StoredFile, TensorInfo, read_header_path
 from ..objects import KIND_FILE, Tree, Version
-from ..refs import BASE, VERSIONS, Transaction
+from ..refs import BASE, VERSIONS, Transaction, version_number
 from . import pins as pins_op
 
 if TYPE_CHECKING:
@@ -188,6 +188,15 @@ def _version_name(repo: Repository, oid: Oid) -> str | None:
     return None
 
 
+def _named_with_tree(repo: Repository, tree: Oid) -> tuple[Oid, str] | None:
+    """The newest named version whose tree is ``tree``, if any."""
+    named = repo.refs.read().names_for(VERSIONS)
+    for name in sorted(named, key=lambda n: version_number(n) or 0, reverse=True):
+        if repo.store.get_version(named[name]).tree == tree:
+            return named[name], name
+    return None
+
+
 # -- step 1 ----------------------------------------------------------------------------------
 
 
@@ -300,7 +309,8 @@ def consolidate(
                     name_version=False,
                     move_latest=False,
                 )
-                src.oid = Oid(res.id)
+                # A directory that holds exactly a named version is that version.
+                src.oid, src.name = _named_with_tree(repo, Oid(res.tree)) or (Oid(res.id), None)
         crashpoint("consolidate-pinned")
         (repo.root / "tmp").mkdir(exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=repo.root / "tmp"))
