@@ -156,11 +156,12 @@ def test_cli_with_revisions_dtype_and_training_data(
 ) -> None:  # type: ignore[no-untyped-def]
     repo.commit(work["base"], "base model")
     repo.commit(work["adapter"], "adapter")
-    data = tmp_path / "train.jsonl"
-    data.write_text('{"text": "hello"}\n')
+    data = [tmp_path / "train.jsonl", tmp_path / "eval.jsonl"]
+    data[0].write_text('{"text": "hello"}\n')
+    data[1].write_text('{"text": "hi"}\n')
     result = vault_cli(
         "consolidate", "--base", "v001", "--adapter", "v002", "-m", "merged in bf16",
-        "--dtype", "bf16", "--training-data", str(data), "--json",
+        "--training-data", str(data[0]), str(data[1]), "--dtype", "bf16", "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
@@ -171,7 +172,10 @@ def test_cli_with_revisions_dtype_and_training_data(
     shown = repo.show("v003")
     assert shown.meta["lineage"]["base"] == repo.resolve("v001")
     assert shown.meta["lineage"]["adapter"] == repo.resolve("v002")
-    assert [d["path"] for d in shown.data] == [str(data)] or shown.data[0]["size"] == 18
+    assert [(d["path"], d["size"]) for d in shown.data] == [
+        (str(data[0]), 18),
+        (str(data[1]), 15),
+    ]
 
     # The stored weights are peft's fp32 merge cast to bf16, exactly.
     merged = repo.load_state_dict("v003", "model.safetensors")

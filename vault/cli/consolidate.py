@@ -29,6 +29,7 @@ from .common import Context, emit_json, human_bytes, json_option, pass_ctx
     is_flag=True,
     help="Delete the adapter's directory once the merged version is stored.",
 )
+@click.argument("more_data", nargs=-1, metavar="[FILE]...", type=click.Path())
 @json_option
 @pass_ctx
 def consolidate(
@@ -37,6 +38,7 @@ def consolidate(
     adapter: str,
     message: str,
     training_data: tuple[str, ...],
+    more_data: tuple[str, ...],
     dtype: str | None,
     remove_adapter_dir: bool,
     as_json: bool,
@@ -45,12 +47,16 @@ def consolidate(
 
     BASE and ADAPTER are directories, else revisions. Both are pinned as pre_consolidation;
     the merged version becomes latest and base. Any failure changes nothing.
+
+    Several training data files may also follow a single --training-data.
     """
+    if more_data and not training_data:
+        raise click.UsageError(f"unexpected argument {more_data[0]!r}")
     result = ctx.repo().consolidate(
         base,
         adapter,
         message=message,
-        training_data=training_data,
+        training_data=[*training_data, *more_data],
         dtype=dtype,
         remove_adapter_dir=remove_adapter_dir,
     )
