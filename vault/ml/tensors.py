@@ -15,6 +15,7 @@ Decoding (:func:`decode_numpy`, :func:`decode_torch`):
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 import struct
@@ -234,8 +235,18 @@ def read_header_path(path: Path) -> Header:
 # -- decoding --------------------------------------------------------------------------------
 
 
+def numpy() -> Any:
+    """The numpy module; a clear error when it is not installed (it is not a core dependency)."""
+    try:
+        import numpy as np
+    except ImportError:
+        raise MissingExtra("reading tensors as numpy arrays", "numpy") from None
+    return np
+
+
+@functools.lru_cache(maxsize=1)
 def _f8_e4m3_table() -> Any:
-    import numpy as np
+    np = numpy()
 
     table = np.empty(256, dtype=np.float32)
     for b in range(256):
@@ -256,7 +267,7 @@ def decode_numpy(raw: bytes, dtype: str, shape: tuple[int, ...] | None = None) -
     Args:
         shape: the array's shape; ``None`` gives a flat array.
     """
-    import numpy as np
+    np = numpy()
 
     if dtype == "BF16":
         arr = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import NotSafetensors
 from ..ids import Oid
-from ..ml.tensors import BLOCK, ITEMSIZE, Header, StoredFile, TensorInfo, decode_numpy
+from ..ml.tensors import BLOCK, ITEMSIZE, Header, StoredFile, TensorInfo, decode_numpy, numpy
 from ..objects import KIND_FILE, Tree, TreeEntry
 from ..store import ObjectStore
 
@@ -137,8 +137,7 @@ def compare_tensor(
         return False, 0.0
     if ia.shape != ib.shape:
         return True, None
-    import numpy as np
-
+    np = numpy()
     elements = BLOCK // max(ITEMSIZE[ia.dtype], ITEMSIZE[ib.dtype])
     identical = same_layout
     diff_sq = base_sq = 0.0
