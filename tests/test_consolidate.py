@@ -10,7 +10,9 @@ directories exactly as they were.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -353,3 +355,30 @@ def test_full_disk_changes_nothing(repo: Repository, work: dict[str, Path]) -> N
     assert repo_state(repo.root)[:2] == state[:2]
     assert {k: snapshot(work[k]) for k in ("base", "adapter")} == dirs
     assert list((repo.root / "tmp").iterdir()) == []
+
+
+def test_disk_full_while_saving_the_merge(work: dict[str, Path], tmp_path: Path) -> None:
+    """The merged model does not fit on the repository's file system (a 1 MiB tmpfs)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mnt)], check=True)
+    try:
+        repo = Repository.init(mnt / ".vault")
+        repo.commit(work["base"], "base")
+        repo.commit(work["adapter"], "adapter")
+        # Room for step 2 (two small version records), not for the 116 KiB merged weights.
+        (mnt / "filler").write_bytes(bytes(shutil.disk_usage(mnt).free - (40 << 10)))
+        state = repo_state(repo.root)
+        dirs = {k: snapshot(work[k]) for k in ("base", "adapter")}
+        proc = run_vault(
+            repo.root, "consolidate", "--base", str(work["base"]), "--adapter",
+            str(work["adapter"]), "-m", "x",
+        )  # fmt: skip
+        assert_clean_error(proc, "no space left", "merged")  # in step 3, saving the merge
+        assert repo_state(repo.root)[:2] == state[:2]
+        assert {k: snapshot(work[k]) for k in ("base", "adapter")} == dirs
+        assert list((repo.root / "tmp").iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

@@ -42,10 +42,12 @@ from ..errors import (
     AdapterMismatch,
     BadValue,
     ConsolidateError,
+    DiskFull,
     FileNotInVersion,
     MissingExtra,
     PathNotFound,
     UnknownRevision,
+    VaultError,
 )
 from ..faults import crashpoint
 from ..ids import Oid
@@ -429,11 +431,20 @@ def merge(
     import torch
     import transformers
 
-    transformers.logging.set_verbosity_error()  # vault's output is its own: no progress bars
+    # vault's output is its own: no progress bars or notices from the libraries, then put their
+    # settings back (an API caller may rely on them).
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _merge(base_dir, adapter_dir, out, dtype)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _merge(base_dir, adapter_dir, out, dtype)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.logging.enable_progress_bar()
     _copy_other_files(base_dir, out, skip)
     return {
         "peft": peft.__version__,
@@ -452,13 +463,27 @@ def _merge(base_dir: Path, adapter_dir: Path, out: Path, dtype: str) -> None:
     model_cls: Any = getattr(transformers, archs[0], None) if archs else None
     if model_cls is None:
         model_cls = transformers.AutoModelForCausalLM
-    model = model_cls.from_pretrained(base_dir, **{_dtype_kwarg(): torch.float32})
+    try:
+        model = model_cls.from_pretrained(base_dir, **{_dtype_kwarg(): torch.float32})
+    except (OSError, VaultError):
+        raise
+    except Exception as exc:
+        raise ConsolidateError(f"transformers could not load the base: {exc}") from exc
     try:
         model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise AdapterMismatch(f"peft could not apply the adapter: {exc}") from None
+    except (OSError, VaultError):
+        raise
+    except Exception as exc:
+        raise AdapterMismatch(f"peft could not apply the adapter: {exc}") from exc
     model = model.to(getattr(torch, DTYPES[dtype]))
-    model.save_pretrained(out)
+    try:
+        model.save_pretrained(out)
+    except (OSError, VaultError):
+        raise
+    except Exception as exc:  # safetensors reports I/O errors as its own type
+        if "os error 28" in str(exc) or "No space left" in str(exc):
+            raise DiskFull(str(out)) from exc
+        raise ConsolidateError(f"saving the merged model failed: {exc}") from exc
 
 
 def _dtype_kwarg() -> str:
