@@ -104,6 +104,26 @@ def test_deleted_files_go_once_unpinned_but_the_record_stays(
     assert repo.verify().ok
 
 
+def test_verify_rereads_the_records_history_runs_through(
+    repo: Repository, models: list[Path]
+) -> None:
+    from faultkit import flip_byte, make_writable, object_files
+
+    v2 = repo.resolve("v002")
+    repo.unpin(repo.delete("v002", confirm=True).pin.name)
+    repo.gc(grace="0s")
+    report = repo.verify()
+    assert report.ok and report.versions == 3
+    path = object_files(repo.root)[v2]
+    make_writable(path)
+    flip_byte(path, 20)
+    report = repo.verify()
+    assert [(d.oid, d.problem, d.versions) for d in report.damaged] == [(v2, "corrupt", ["v003"])]
+    path.unlink()
+    (damage,) = repo.verify().damaged
+    assert (damage.oid, damage.problem) == (v2, "missing")
+
+
 def test_delete_every_version(repo: Repository, models: list[Path], vault_cli) -> None:  # type: ignore[no-untyped-def]
     for rev in ("v003", "v002", "v001"):
         repo.delete(rev, confirm=True)

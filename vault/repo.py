@@ -6,6 +6,7 @@ carrying the same data ``--json`` prints.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -1081,13 +1082,45 @@ class Repository:
         roots = set(refs.refs.values()) if rev is None else {self.resolve(rev)}
         from .ops import verify as verify_op
 
-        return verify_op.verify(
+        report = verify_op.verify(
             self.store,
             roots,
             lambda oid: names.get(oid, oid[:12]),
             ancestors=False,
             progress=progress,
         )
+        if rev is None:
+            self._verify_history(roots, report, names)
+        return report
+
+    def _verify_history(self, roots: set[Oid], report: VerifyReport, names: dict[Oid, str]) -> None:
+        """Re-read the records of ancestors no ref points at, which history runs through."""
+        from .errors import ObjectMissing
+        from .ops.verify import Damage
+
+        seen = set(roots)
+        stack: list[tuple[Oid, str]] = []
+        for oid in roots:
+            with contextlib.suppress(CorruptObject, ObjectMissing):  # reported already
+                stack.extend(
+                    (p, names.get(oid, oid[:12])) for p in self.store.get_version(oid).parents
+                )
+        while stack:
+            oid, child = stack.pop()
+            if oid in seen:
+                continue
+            seen.add(oid)
+            report.versions += 1
+            report.objects += 1
+            try:
+                parents = self.store.get_version(oid).parents
+            except ObjectMissing:
+                report.damaged.append(Damage(oid, "missing", "object file is missing", [child]))
+                continue
+            except CorruptObject as exc:
+                report.damaged.append(Damage(oid, "corrupt", exc.message, [child]))
+                continue
+            stack.extend((p, child) for p in parents)
 
     def stats(self) -> Stats:
         """Versions, logical and stored sizes, dedup and compression ratios."""
