@@ -97,6 +97,15 @@ def test_files_and_tensors(two_versions: tuple[Repository, dict, dict]) -> None:
     assert got["dropped.safetensors", "d"].status == "removed"
     assert got["extra/added.safetensors", "x"].status == "added"
     assert repo.diff("v002", "v002").tensors == []
+    assert d["files"]["added"] == d.files.added  # readable as its JSON, too
+    assert d.to_json()["tensors"][0] == {
+        "file": d.tensors[0].file,
+        "name": d.tensors[0].name,
+        "status": d.tensors[0].status,
+        "shape": d.tensors[0].shape,
+        "dtype": d.tensors[0].dtype,
+        "rel_l2": d.tensors[0].rel_l2,
+    }
 
 
 def test_unchanged_tensors_are_never_read(two_versions: tuple[Repository, dict, dict]) -> None:

@@ -14,7 +14,8 @@ did not is compared by value.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..errors import NotSafetensors
 from ..ids import Oid
@@ -27,8 +28,17 @@ REMOVED = "removed"
 CHANGED = "changed"
 
 
+class _Mapping:
+    """Lets a result be read as the JSON it prints, too: ``result.files["added"]``."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            raise KeyError(key)
+        return getattr(self, key)
+
+
 @dataclass
-class FileChanges:
+class FileChanges(_Mapping):
     """Paths added, removed and changed (content, kind, mode or link target), each sorted."""
 
     added: list[str] = field(default_factory=list)
@@ -37,7 +47,7 @@ class FileChanges:
 
 
 @dataclass
-class TensorChange:
+class TensorChange(_Mapping):
     """One tensor that differs between the versions.
 
     Attributes:
@@ -58,11 +68,15 @@ class TensorChange:
 
 
 @dataclass
-class DiffResult:
+class DiffResult(_Mapping):
     """What ``vault diff --json`` prints."""
 
     files: FileChanges
     tensors: list[TensorChange]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object ``--json`` prints."""
+        return asdict(self)
 
 
 def _entry_key(e: TreeEntry) -> tuple[object, ...]:
