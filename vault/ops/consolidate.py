@@ -361,6 +361,7 @@ def _publish(
         **versions,
     }
     made: list[str] = []
+    summary = message.splitlines()[0] if message else ""
 
     def on_publish(txn: Transaction, oid: Oid, version: Version) -> None:
         txn.set(BASE, oid, expected=txn.get(BASE))
@@ -371,7 +372,7 @@ def _publish(
                     txn,
                     src.oid,
                     type=pins_op.PRE_CONSOLIDATION,
-                    reason=f"{src.role} of {version.name or oid[:12]}: {message.splitlines()[0]}",
+                    reason=f"{src.role} of {version.name or oid[:12]}: {summary}",
                     label=src.name or src.role,
                 )
             )
