@@ -132,12 +132,12 @@ def history(tmp_path: Path) -> History:
 
 # (crash point, whether the new version must be named afterwards)
 COMMIT_POINTS = [
-    ("before-rename:1", False),  # first object: temp file fsynced, not renamed
-    ("before-rename:5", False),
-    ("after-rename:1", False),  # first object renamed, its directory not fsynced
-    ("after-rename:7", False),
-    ("object-written:1", False),
+    ("before-rename:1", False),  # every chunk and manifest fsynced in tmp/, none renamed
+    ("before-rename:2", False),  # the version object fsynced, not renamed
+    ("after-rename:1", False),  # the version object renamed, its directory not fsynced
+    ("object-written:1", False),  # first chunk renamed onto its key, directory not fsynced
     ("object-written:4", False),
+    ("object-written:9", False),
     ("version-written", False),  # whole version durable, no ref names it
     ("refs-published", True),  # refs.json replaced, reflog not appended
     ("reflog-appended", True),  # everything written, lock still held

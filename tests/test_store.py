@@ -76,6 +76,18 @@ def test_backend_files_are_read_only_and_temps_go_to_tmp(backend: LocalBackend) 
     assert list(backend.temp_files()) == []  # no debris after a successful put
 
 
+def test_backend_deferred_put_is_published_by_sync(backend: LocalBackend) -> None:
+    backend.put("objects/aa/bb", b"data", defer=True)
+    path = backend.root / "objects/aa/bb"
+    # Until sync the object is pending: readable through the backend, absent under its key.
+    assert not path.exists() and backend.get("objects/aa/bb") == b"data"
+    assert backend.stat("objects/aa/bb").size == 4 and backend.freshen("objects/aa/bb")
+    assert len(list(backend.temp_files())) == 1
+    backend.sync()
+    assert path.read_bytes() == b"data" and path.stat().st_mode & 0o222 == 0
+    assert list(backend.temp_files()) == []
+
+
 def test_backend_list_skips_temp_files(backend: LocalBackend) -> None:
     backend.put("objects/aa/bb", b"data")
     (backend.root / "objects/aa/.vault-tmp-bb.1.abcd").write_bytes(b"half")

@@ -17,6 +17,7 @@ import json
 import os
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,6 +34,62 @@ MAX_HEADER = 100 << 20
 
 Span = tuple[int, int]
 
+DTYPE_WIDTHS = {
+    "BF16": 2, "F16": 2, "I16": 2, "U16": 2,
+    "F32": 4, "I32": 4, "U32": 4,
+    "F64": 8, "I64": 8, "U64": 8,
+}  # fmt: skip
+"""Element widths of the safetensors dtypes that byte planes can split (others are stored whole)."""
+
+
+@dataclass(frozen=True)
+class PieceInfo:
+    """What a chunk of a safetensors file holds, for the codec and for delta encoding.
+
+    Attributes:
+        tensor: the tensor's name.
+        index: which piece of the tensor (0 for the first :data:`PIECE_SIZE` bytes).
+        width: element width in bytes (0 when byte planes do not apply).
+    """
+
+    tensor: str
+    index: int
+    width: int
+
+
+def safetensors_layout(
+    header_len: int, header: dict, file_size: int
+) -> list[tuple[Span, PieceInfo | None]] | None:
+    """Spans for a safetensors file, each with the tensor piece it holds (``None`` for the header
+    and padding); ``None`` when the header does not describe the file exactly."""
+    start = 8 + header_len
+    ranges = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            lo, hi = (int(x) for x in info["data_offsets"])
+            dtype = str(info.get("dtype", ""))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if not 0 <= lo <= hi:
+            return None
+        ranges.append((start + lo, start + hi, name, DTYPE_WIDTHS.get(dtype, 0)))
+    ranges.sort()
+    out: list[tuple[Span, PieceInfo | None]] = [((0, start), None)]
+    pos = start
+    for lo, hi, name, width in ranges:
+        if lo < pos or hi > file_size:
+            return None  # overlapping or out-of-bounds tensors: not a layout we trust
+        if lo > pos:
+            out.append(((pos, lo - pos), None))  # padding or unlisted bytes
+        for i, span in enumerate(_fixed(lo, hi)):
+            out.append((span, PieceInfo(name, i, width)))
+        pos = hi
+    if pos < file_size:
+        out.extend((span, None) for span in _fixed(pos, file_size))
+    return out
+
 
 def safetensors_spans(header_len: int, header: dict, file_size: int) -> list[Span] | None:
     """Spans for a safetensors file, or ``None`` when its header does not describe it exactly.
@@ -42,31 +99,8 @@ def safetensors_spans(header_len: int, header: dict, file_size: int) -> list[Spa
         header: the parsed JSON header.
         file_size: the file's length.
     """
-    start = 8 + header_len
-    ranges = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            lo, hi = (int(x) for x in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        if not 0 <= lo <= hi:
-            return None
-        ranges.append((start + lo, start + hi))
-    ranges.sort()
-    spans: list[Span] = [(0, start)]
-    pos = start
-    for lo, hi in ranges:
-        if lo < pos or hi > file_size:
-            return None  # overlapping or out-of-bounds tensors: not a layout we trust
-        if lo > pos:
-            spans.append((pos, lo - pos))  # padding or unlisted bytes
-        spans.extend(_fixed(lo, hi))
-        pos = hi
-    if pos < file_size:
-        spans.extend(_fixed(pos, file_size))
-    return spans
+    layout = safetensors_layout(header_len, header, file_size)
+    return None if layout is None else [span for span, _ in layout]
 
 
 def _fixed(lo: int, hi: int) -> Iterator[Span]:
@@ -116,22 +150,30 @@ class Chunker:
         Raises:
             OSError: when the file cannot be read.
         """
+        for data, _ in self.described_pieces(path, size):
+            yield data
+
+    def described_pieces(self, path: Path, size: int) -> Iterator[tuple[bytes, PieceInfo | None]]:
+        """Like :meth:`pieces`, with what each chunk of a safetensors file holds."""
         with open(path, "rb", buffering=0) as f:
             if size == 0:
                 return
-            spans = None
+            layout = None
             if is_safetensors_name(path):
                 parsed = read_safetensors_header(f, size)  # type: ignore[arg-type]
                 if parsed is not None:
-                    spans = safetensors_spans(parsed[0], parsed[1], size)
-            if spans is not None:
-                yield from _read_spans(f, spans)  # type: ignore[arg-type]
+                    layout = safetensors_layout(parsed[0], parsed[1], size)
+            if layout is not None:
+                infos = [info for _, info in layout]
+                spans = [span for span, _ in layout]
+                yield from zip(_read_spans(f, spans), infos, strict=True)  # type: ignore[arg-type]
                 return
             f.seek(0)
             if size <= CDC_MIN:
-                yield _read_exact(f, size)  # type: ignore[arg-type]
+                yield _read_exact(f, size), None  # type: ignore[arg-type]
                 return
-            yield from self._cdc_pieces(f)  # type: ignore[arg-type]
+            for data in self._cdc_pieces(f):  # type: ignore[arg-type]
+                yield data, None
 
     def _cdc_pieces(self, f: BinaryIO) -> Iterator[bytes]:
         buf = b""

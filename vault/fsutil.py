@@ -34,7 +34,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _reraise_disk_full(exc: OSError, where: Path) -> None:
+def reraise_disk_full(exc: OSError, where: Path) -> None:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         raise DiskFull(str(where)) from exc
 
@@ -73,7 +73,7 @@ class AtomicFile:
         try:
             self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.mode)
         except OSError as exc:
-            _reraise_disk_full(exc, self.final)
+            reraise_disk_full(exc, self.final)
             raise
         return self
 
@@ -86,7 +86,7 @@ class AtomicFile:
                 n = os.write(self._fd, view)
                 view = view[n:]
         except OSError as exc:
-            _reraise_disk_full(exc, self.final)
+            reraise_disk_full(exc, self.final)
             raise
 
     def __exit__(
@@ -112,7 +112,7 @@ class AtomicFile:
             os.rename(self.tmp, self.final)
         except OSError as exc:
             _unlink_quietly(self.tmp)
-            _reraise_disk_full(exc, self.final)
+            reraise_disk_full(exc, self.final)
             raise
         except BaseException:
             _unlink_quietly(self.tmp)
@@ -147,7 +147,7 @@ def append_durably(path: Path, line: bytes) -> None:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError as exc:
-        _reraise_disk_full(exc, path)
+        reraise_disk_full(exc, path)
         raise
     try:
         size = os.fstat(fd).st_size
@@ -156,7 +156,7 @@ def append_durably(path: Path, line: bytes) -> None:
         os.write(fd, line)
         os.fsync(fd)
     except OSError as exc:
-        _reraise_disk_full(exc, path)
+        reraise_disk_full(exc, path)
         raise
     finally:
         os.close(fd)

@@ -38,14 +38,13 @@ from .ops import pins as pins_op
 from .ops.pins import CleanupPlan, DeleteResult, PinInfo
 from .ops.walk import reach
 from .progress import NullProgress, Progress
-from .refs import LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction, now_iso
+from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction, now_iso
 from .revisions import check_tag_name, resolve
 from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
     from .ops.consolidate import ConsolidateResult
-    from .ops.restore import RestoreResult
     from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
     from .ops.verify import VerifyReport
@@ -53,8 +52,13 @@ if TYPE_CHECKING:
 # The verbs that need thread pools and chunkers are imported where they are used, so that a
 # short command such as 'vault log' starts quickly.
 
-FORMAT = 1
-"""The repository format this release writes and reads (see ``docs/format.md``)."""
+FORMAT = 2
+"""The repository format this release writes (see ``docs/format.md``)."""
+
+READABLE_FORMATS = (1, 2)
+"""Formats this release opens. Format 1 lacks byte-plane and delta chunks (codec 2), pins and
+version metadata; the first write to a format-1 repository records format 2, since a format-1
+reader could not read what is then written."""
 
 REPO_DIRNAME = ".vault"
 CONFIG = "config.json"
@@ -195,6 +199,7 @@ class Repository:
         self.store = ObjectStore(self.backend)
         self.refs = RefStore(self.root, lock_timeout=lock_timeout)
         self.lock_timeout = lock_timeout
+        self.format = FORMAT
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -252,9 +257,10 @@ class Repository:
         except (OSError, ValueError) as exc:
             raise RepoNotFound(f"{root} ({exc})") from None
         found = config.get("format") if isinstance(config, dict) else None
-        if found != FORMAT:
+        if found not in READABLE_FORMATS:
             raise UnsupportedFormat(str(root), found, FORMAT)
         repo = cls(root, **kwargs)
+        repo.format = found
         if not repo.refs.path.exists():
             # init writes refs.json before config.json: a lost refs.json is damage, not an empty
             # repository (gc would otherwise remove every object).
@@ -279,7 +285,18 @@ class Repository:
     def _writing(self) -> Iterator[None]:
         """Held by every writer: excludes a concurrent gc, not other writers."""
         with file_lock(self.root / "locks" / "gc.lock", shared=True, timeout=self.lock_timeout):
+            if self.format < FORMAT:
+                self._upgrade_format()
             yield
+
+    def _upgrade_format(self) -> None:
+        """Record the current format before writing anything an older release cannot read."""
+        path = self.root / CONFIG
+        config = json.loads(path.read_bytes())
+        if config.get("format", FORMAT) < FORMAT:
+            config["format"] = FORMAT
+            atomic_write(path, json.dumps(config, indent=2).encode() + b"\n")
+        self.format = FORMAT
 
     # -- revisions ---------------------------------------------------------------------------
 
@@ -364,6 +381,7 @@ class Repository:
                 raise TagError(f"tag {t} already exists (move it with 'vault tag --force')")
         progress = progress or NullProgress()
         from .ops import commit as commit_op
+        from .ops.deltas import DeltaBases
 
         training = self._training(
             path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
@@ -374,16 +392,24 @@ class Repository:
             every = [*entries, *(e for group in extra.values() for e in group)]
             progress.start("commit", sum(e.size for e in every if e.kind == KIND_FILE))
             try:
-                stored = commit_op.store_tree(self.store, entries, progress=progress)
+                start = existing.refs.get(LATEST)
+                bases = tuple(o for o in (existing.refs.get(BASE),) if o is not None)
+                deltas = DeltaBases(self.store, start, bases)
+                stored = commit_op.store_tree(
+                    self.store, entries, progress=progress, deltas=deltas
+                )
                 attachments: dict[str, Oid] = {}
                 for role, group in extra.items():
                     att = commit_op.store_tree(self.store, group, progress=progress)
                     attachments[role] = att.tree
                     stored.new_bytes += att.new_bytes
                     stored.stored_bytes += att.stored_bytes
+                self.store.sync()
+            except BaseException:
+                self.store.discard()  # our temporary files; nothing was published
+                raise
             finally:
                 progress.finish()
-            self.store.sync()
             summary = message.splitlines()[0] if message else ""
             with self.refs.transaction(f"commit: {summary}") as txn:
                 for t in tags:
@@ -634,13 +660,18 @@ class Repository:
         *,
         force: bool = False,
         progress: Progress | None = None,
+        durable: bool = False,
     ) -> CheckoutResult:
-        """Write the files of ``rev`` under ``dest``, verified; see :func:`vault.ops.checkout`."""
+        """Write the files of ``rev`` under ``dest``, verified; see :func:`vault.ops.checkout`.
+
+        ``durable`` fsyncs every file written (off by default, as in git and restic)."""
         oid = self.resolve(rev)
         tree = self.store.get_tree(self.store.get_version(oid).tree)
         from .ops import checkout as checkout_op
 
-        return checkout_op.checkout(self.store, tree, Path(dest), force=force, progress=progress)
+        return checkout_op.checkout(
+            self.store, tree, Path(dest), force=force, progress=progress, durable=durable
+        )
 
     # -- model files: tensors, diff, consolidation --------------------------------------------
 
@@ -1151,6 +1182,7 @@ class Repository:
     def unknown(self, rev: str) -> UnknownRevision:
         """An :class:`UnknownRevision` for ``rev`` (helper for callers)."""
         return UnknownRevision(rev)
+
 
 def _workdir_for_config(root: Path, workdir: Path) -> str:
     """``workdir`` as ``config.json`` records it: relative to the folder holding the repository

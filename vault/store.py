@@ -58,46 +58,111 @@ class ObjectStore:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def put(self, data: bytes | bytearray | memoryview, *, compress: bool = True) -> PutResult:
+    def put(
+        self, data: bytes | bytearray | memoryview, *, compress: bool = True, defer: bool = False
+    ) -> PutResult:
         """Store ``data`` unless an object with its id exists; return its id.
 
         An existing object is freshened (its mtime bumped) rather than rewritten: a concurrent
         garbage collection then sees it as young and keeps it.
         """
         oid = hash_bytes(data)
-        return self.put_hashed(oid, data, compress=compress)
+        return self.put_hashed(oid, data, compress=compress, defer=defer)
 
     def put_hashed(
-        self, oid: Oid, data: bytes | bytearray | memoryview, *, compress: bool = True
+        self,
+        oid: Oid,
+        data: bytes | bytearray | memoryview,
+        *,
+        compress: bool = True,
+        width: int = 0,
+        base: Oid | None = None,
+        defer: bool = False,
     ) -> PutResult:
-        """Store ``data`` whose id this module's :func:`hash_bytes` has just computed."""
+        """Store ``data`` whose id this module's :func:`hash_bytes` has just computed.
+
+        Args:
+            width: element width when ``data`` is a piece of a tensor (byte planes apply).
+            base: the id of the same piece in an earlier version, tried as a delta base. A base
+                that cannot be read is ignored: the object is then stored on its own.
+            defer: publish at the next :meth:`sync` (see :meth:`LocalBackend.put`).
+        """
         key = object_key(oid)
         if self.backend.freshen(key):
             return PutResult(oid, len(data), 0)
-        encoded = codec.encode(data, level=self.level if compress else 0)
-        self.backend.put(key, encoded)
+        base_data = None
+        depth = 0
+        if base is not None and width and compress and base != oid:
+            try:
+                base_data, depth = self._get_with_depth(base)
+            except (ObjectMissing, CorruptObject):
+                base_data = None
+        encoded = codec.encode(
+            data,
+            level=self.level if compress else 0,
+            width=width,
+            base=base_data,
+            base_oid=base if base_data is not None else None,
+            base_depth=depth,
+        )
+        self.backend.put(key, encoded, defer=defer)
         return PutResult(oid, len(data), len(encoded))
 
     def sync(self) -> None:
         """Make every object put so far durable."""
         self.backend.sync()
 
+    def discard(self) -> None:
+        """Drop deferred puts not yet synced (a failed commit cleans up after itself)."""
+        discard = getattr(self.backend, "discard", None)
+        if discard is not None:
+            discard()
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, oid: Oid) -> bytes:
-        """Return the content of ``oid``, verified against its id."""
+        """Return the content of ``oid``, verified against its id.
+
+        A delta-encoded object's base is read (and verified) first; a damaged or missing base
+        makes this object unreadable too, reported as this object's damage.
+        """
+        return self._get_with_depth(oid)[0]
+
+    def _get_with_depth(self, oid: Oid) -> tuple[bytes, int]:
         try:
             stored = self.backend.get(object_key(oid))
         except FileNotFoundError:
             raise ObjectMissing(oid) from None
         try:
-            data = codec.decode(stored)
+            header = codec.read_header(stored)
+            data = codec.decode(stored, self._base_reader(oid))
         except codec.DecodeError as exc:
             raise CorruptObject(oid, why=str(exc)) from None
         actual = hash_bytes(data)
         if actual != oid:
             raise CorruptObject(oid, actual)
-        return data
+        return data, header.depth
+
+    def _base_reader(self, oid: Oid):  # type: ignore[no-untyped-def]
+        def read(base: str) -> bytes:
+            try:
+                return self.get(Oid(base))
+            except (ObjectMissing, CorruptObject) as exc:
+                raise codec.DecodeError(
+                    f"its delta base {base[:12]} is unreadable ({exc})"
+                ) from None
+
+        return read
+
+    def delta_base(self, oid: Oid) -> Oid | None:
+        """The id of the object ``oid`` is a delta of, read from its header; ``None`` if it is
+        stored whole (or missing, or its header is damaged: verify reports those)."""
+        try:
+            head = self.backend.get_head(object_key(oid), codec.HEADER_SIZE + 4 + codec.OID_BYTES)
+            base = codec.read_header(head).base
+        except (FileNotFoundError, codec.DecodeError):
+            return None
+        return Oid(base) if base else None
 
     def has(self, oid: Oid) -> bool:
         """Whether an object with this id is stored (its content is not checked)."""

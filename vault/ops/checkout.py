@@ -121,7 +121,9 @@ def _load_manifests(store: ObjectStore, tree: Tree) -> dict[str, FileManifest]:
     return out
 
 
-def _write_staged(store: ObjectStore, tree: Tree, staging: Path, progress: Progress) -> None:
+def _write_staged(
+    store: ObjectStore, tree: Tree, staging: Path, progress: Progress, durable: bool
+) -> None:
     manifests = _load_manifests(store, tree)
     files = [e for e in tree.entries if e.kind == KIND_FILE]
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vault-read") as pool:
@@ -135,7 +137,7 @@ def _write_staged(store: ObjectStore, tree: Tree, staging: Path, progress: Progr
                 os.symlink(entry.target, target)
                 continue
             assert entry.file is not None
-            _write_file(manifests[entry.file], entry, target, chunks, progress)
+            _write_file(manifests[entry.file], entry, target, chunks, progress, durable)
 
 
 def _write_file(
@@ -144,6 +146,7 @@ def _write_file(
     target: Path,
     chunks: Iterator[bytes],
     progress: Progress,
+    durable: bool,
 ) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
@@ -157,7 +160,8 @@ def _write_file(
                 view = view[os.write(fd, view) :]
             progress.advance(len(data))
         os.fchmod(fd, entry.mode & 0o777)  # never setuid/setgid/sticky, whatever the tree says
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -169,6 +173,7 @@ def checkout(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    durable: bool = False,
 ) -> CheckoutResult:
     """Write ``tree`` under ``dest``.
 
@@ -179,6 +184,10 @@ def checkout(
         force: write into a non-empty ``dest``, replacing the version's paths and leaving other
             files alone.
         progress: receives bytes written.
+        durable: fsync every file before it is moved into place. Off by default, as in git,
+            cp and restic: the repository still holds every byte, so a power cut can cost only
+            the copy being written, which a new checkout rewrites. A killed process loses
+            nothing either way (the page cache survives it).
 
     Raises:
         DestinationNotEmpty: ``dest`` has files and ``force`` is false.
@@ -211,7 +220,7 @@ def checkout(
     progress.start("checkout", tree.size)
     try:
         os.mkdir(staging, 0o700)
-        _write_staged(store, tree, staging, progress)
+        _write_staged(store, tree, staging, progress, durable)
         if exists:
             _move_into(tree, staging, dest)
             shutil.rmtree(staging)

@@ -23,6 +23,7 @@ from ..ids import Oid, hash_bytes
 from ..objects import KIND_FILE, KIND_LINK, ChunkRef, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
+from .deltas import DeltaBases
 
 IGNORED_NAMES = frozenset({".vault"})
 """Directory names never committed (a repository inside the committed directory)."""
@@ -158,20 +159,20 @@ class _ChunkWriter:
         self.stored_bytes = 0
         self.new_chunks = 0
 
-    def submit(self, data: bytes) -> Future[ChunkRef]:
+    def submit(self, data: bytes, width: int = 0, base: Oid | None = None) -> Future[ChunkRef]:
         while len(self.window) >= self.limit:
             self.window.popleft().result()
-        fut = self.pool.submit(self._store, data)
+        fut = self.pool.submit(self._store, data, width, base)
         self.window.append(fut)
         return fut
 
-    def _store(self, data: bytes) -> ChunkRef:
+    def _store(self, data: bytes, width: int, base: Oid | None) -> ChunkRef:
         oid = hash_bytes(data)
         with self.lock:
             first = oid not in self.seen
             self.seen.add(oid)
         if first:
-            res = self.store.put_hashed(oid, data)
+            res = self.store.put_hashed(oid, data, width=width, base=base, defer=True)
             if res.new:
                 with self.lock:
                     self.new_bytes += res.size
@@ -191,6 +192,7 @@ def store_tree(
     progress: Progress | None = None,
     workers: int | None = None,
     on_file: Callable[[SourceEntry], None] | None = None,
+    deltas: DeltaBases | None = None,
 ) -> TreeResult:
     """Store every entry's content and the tree that lists them; return the tree id and costs.
 
@@ -211,7 +213,20 @@ def store_tree(
                     TreeEntry(entry.path, KIND_LINK, size=entry.size, target=entry.target)
                 )
                 continue
-            futures = [writer.submit(piece) for piece in chunker.pieces(entry.abspath, entry.size)]
+            bases = deltas.for_path(entry.path) if deltas is not None else None
+            futures = []
+            for piece, info in chunker.described_pieces(entry.abspath, entry.size):
+                if info is None:
+                    futures.append(writer.submit(piece))
+                    continue
+                base = bases.get((info.tensor, info.index)) if bases else None
+                futures.append(
+                    writer.submit(
+                        piece,
+                        info.width,
+                        base.oid if base is not None and base.size == len(piece) else None,
+                    )
+                )
             pending.append((entry, futures))
             if on_file:
                 on_file(entry)
@@ -219,7 +234,7 @@ def store_tree(
         for entry, futures in pending:
             manifest = FileManifest(tuple(f.result() for f in futures))
             chunk_count += len(manifest.chunks)
-            res = store.put(manifest.to_bytes())
+            res = store.put(manifest.to_bytes(), defer=True)
             stored += res.stored
             total += manifest.size
             tree_entries.append(
@@ -228,7 +243,7 @@ def store_tree(
     finally:
         writer.close()
     tree = Tree(tuple(sorted(tree_entries, key=lambda e: e.path)))
-    res = store.put(tree.to_bytes())
+    res = store.put(tree.to_bytes(), defer=True)
     return TreeResult(
         tree=res.oid,
         tree_obj=tree,

@@ -78,21 +78,44 @@ def plan(
     within the grace period) is kept as far as it still exists: an earlier collection with a
     shorter grace may have removed it already.
     """
-    reachable = reach(store, roots).all()
+    r = reach(store, roots)
+    reachable = r.all()
+    chunks = set(r.chunks)
     for oid in sorted(history):
         if oid not in reachable:
             with contextlib.suppress(ObjectMissing):
-                reachable |= reach(store, {oid}).all()
+                more = reach(store, {oid})
+                reachable |= more.all()
+                chunks |= set(more.chunks)
     cutoff = time.time() - grace
-    out = GcPlan(reachable=len(reachable))
+    old: dict[Oid, int] = {}
+    young: set[Oid] = set()
     for oid, st in store.list():
         if oid in reachable:
             continue
         if st.mtime > cutoff:
-            out.young += 1
+            young.add(oid)
         else:
-            out.doomed[oid] = st.size
+            old[oid] = st.size
+    # A delta-encoded chunk needs its base: keep the bases of everything kept.
+    for base in delta_bases(store, chunks | young):
+        reachable.add(base)
+        old.pop(base, None)
+    out = GcPlan(reachable=len(reachable), young=len(young), doomed=old)
     out.temp_files = [(p, st.size) for p, st in backend.temp_files()]
+    return out
+
+
+def delta_bases(store: ObjectStore, oids: set[Oid]) -> set[Oid]:
+    """Every object that the objects ``oids`` are deltas of, transitively (their headers name
+    them); costs one small read per object."""
+    out: set[Oid] = set()
+    stack = list(oids)
+    while stack:
+        base = store.delta_base(stack.pop())
+        if base is not None and base not in out:
+            out.add(base)
+            stack.append(base)
     return out
 
 

@@ -98,23 +98,24 @@ def verify(
             continue
         if ancestors:
             stack.extend(version.parents)
-        tree = load(version.tree, store.get_tree, vid)
-        if tree is None:
-            continue
-        for entry in tree.entries:
-            if entry.kind != KIND_FILE or entry.file is None:
+        for tree_oid in version.trees():  # the files, then attached data and snapshots
+            tree = load(tree_oid, store.get_tree, vid)
+            if tree is None:
                 continue
-            if entry.file not in file_chunks:
-                manifest = load(entry.file, store.get_file, vid)
-                file_chunks[entry.file] = []
-                if manifest is not None:
-                    for c in manifest.chunks:
-                        chunk_sizes[c.oid] = c.size
-                        file_chunks[entry.file].append(c.oid)
-            else:
-                users[entry.file].add(vid)
-            for c in file_chunks[entry.file]:
-                users[c].add(vid)
+            for entry in tree.entries:
+                if entry.kind != KIND_FILE or entry.file is None:
+                    continue
+                if entry.file not in file_chunks:
+                    manifest = load(entry.file, store.get_file, vid)
+                    file_chunks[entry.file] = []
+                    if manifest is not None:
+                        for c in manifest.chunks:
+                            chunk_sizes[c.oid] = c.size
+                            file_chunks[entry.file].append(c.oid)
+                else:
+                    users[entry.file].add(vid)
+                for c in file_chunks[entry.file]:
+                    users[c].add(vid)
     report.versions = len(seen_versions)
 
     progress.start("verify", sum(chunk_sizes.values()))
