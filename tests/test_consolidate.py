@@ -382,3 +382,18 @@ def test_disk_full_while_saving_the_merge(work: dict[str, Path], tmp_path: Path)
         assert list((repo.root / "tmp").iterdir()) == []
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_gc_removes_what_a_killed_consolidation_left(
+    repo: Repository, work: dict[str, Path]
+) -> None:
+    proc = run_vault(
+        repo.root, "consolidate", "--base", str(work["base"]), "--adapter", str(work["adapter"]),
+        "-m", "x", env=vault_env(VAULT_CRASHPOINT="consolidate-merged"),
+    )  # fmt: skip
+    assert proc.returncode == -9, proc.stderr
+    assert [p.name[:12] for p in (repo.root / "tmp").iterdir()] == ["consolidate-"]
+    ok(run_vault(repo.root, "gc", "--grace", "0s"))
+    assert list((repo.root / "tmp").iterdir()) == []
+    assert object_files(repo.root) == {}  # the unpinned commits of step 2 were garbage
+    assert_verify_ok(repo.root)

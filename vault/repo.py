@@ -61,6 +61,7 @@ version metadata; the first write to a format-1 repository records format 2, sin
 reader could not read what is then written."""
 
 REPO_DIRNAME = ".vault"
+STAT_CACHE = "cache/stat.json"
 CONFIG = "config.json"
 
 
@@ -78,6 +79,8 @@ class CommitResult:
         stored_bytes: bytes written to the store after compression.
         parents: parent version ids.
         tags: tags set by the commit.
+        unchanged_files: files not read because their size, mtime, ctime and inode matched the
+            stat cache (0 with ``rehash``).
     """
 
     version: str | None
@@ -89,6 +92,7 @@ class CommitResult:
     stored_bytes: int
     parents: list[str]
     tags: list[str]
+    unchanged_files: int = 0
 
 
 @dataclass
@@ -382,6 +386,9 @@ class Repository:
         progress = progress or NullProgress()
         from .ops import commit as commit_op
         from .ops.deltas import DeltaBases
+        from .statcache import StatCache
+
+        cache = StatCache.load(self.root / STAT_CACHE)
 
         training = self._training(
             path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
@@ -396,7 +403,12 @@ class Repository:
                 bases = tuple(o for o in (existing.refs.get(BASE),) if o is not None)
                 deltas = DeltaBases(self.store, start, bases)
                 stored = commit_op.store_tree(
-                    self.store, entries, progress=progress, deltas=deltas
+                    self.store,
+                    entries,
+                    progress=progress,
+                    deltas=deltas,
+                    cache=cache,
+                    rehash=rehash,
                 )
                 attachments: dict[str, Oid] = {}
                 for role, group in extra.items():
@@ -446,6 +458,7 @@ class Repository:
                     txn.set(TAGS + t, res.oid, expected=None)
                 if on_publish is not None:
                     on_publish(txn, res.oid, version)
+        cache.save()  # only now: the manifests it names are durable and named
         return CommitResult(
             version=name,
             id=res.oid,
@@ -456,6 +469,7 @@ class Repository:
             stored_bytes=stored.stored_bytes + res.stored,
             parents=list(version.parents),
             tags=list(tags),
+            unchanged_files=stored.unchanged_files,
         )
 
     def _training(

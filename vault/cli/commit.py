@@ -38,6 +38,11 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="DIR",
     help="A directory of learning-progress snapshots, stored with the version.",
 )
+@click.option(
+    "--rehash",
+    is_flag=True,
+    help="Read every file, even those whose size, mtime and inode say they are unchanged.",
+)
 @json_option
 @pass_ctx
 def commit(
@@ -52,6 +57,7 @@ def commit(
     loss: float | None,
     base_model: str | None,
     snapshots: str | None,
+    rehash: bool,
     as_json: bool,
 ) -> None:
     """Store PATH (a file or directory) as a new version on top of latest.
@@ -75,6 +81,7 @@ def commit(
         loss=loss,
         base_model=base_model,
         snapshots=snapshots,
+        rehash=rehash,
     )
     if as_json:
         emit_json(result)

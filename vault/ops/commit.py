@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..chunking import Chunker
-from ..errors import BadValue, PathNotFound, UnsupportedFile
+from ..errors import BadValue, PathNotFound, UnsupportedFile, VaultError
 from ..ids import Oid, hash_bytes
 from ..objects import KIND_FILE, KIND_LINK, ChunkRef, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
+from ..statcache import Stamp, StatCache, stamp_of
 from ..store import ObjectStore
 from .deltas import DeltaBases
 
@@ -39,6 +40,7 @@ class SourceEntry:
     size: int
     mode: int
     target: str | None = None
+    stamp: Stamp | None = None
 
 
 @dataclass
@@ -53,6 +55,7 @@ class TreeResult:
         stored_bytes: bytes written to the store (compressed), manifests included.
         chunks: chunks referenced (with repeats).
         new_chunks: chunks written.
+        unchanged_files: files not read because the stat cache vouched for them.
     """
 
     tree: Oid
@@ -62,6 +65,7 @@ class TreeResult:
     stored_bytes: int = 0
     chunks: int = 0
     new_chunks: int = 0
+    unchanged_files: int = 0
 
 
 def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
@@ -81,7 +85,11 @@ def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
         raise PathNotFound(str(source)) from None
     if stat.S_ISREG(st.st_mode):
         _check_name(str(source), source.name)
-        return [SourceEntry(source.name, source, KIND_FILE, st.st_size, _perm(st.st_mode))]
+        return [
+            SourceEntry(
+                source.name, source, KIND_FILE, st.st_size, _perm(st.st_mode), None, stamp_of(st)
+            )
+        ]
     if not stat.S_ISDIR(st.st_mode):
         raise UnsupportedFile(str(source), _kind_name(st.st_mode))
     out: list[SourceEntry] = []
@@ -114,7 +122,11 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int
                 continue
             _walk(Path(entry.path), rel + "/", out, skip)
         elif stat.S_ISREG(mode):
-            out.append(SourceEntry(rel, Path(entry.path), KIND_FILE, st.st_size, _perm(mode)))
+            out.append(
+                SourceEntry(
+                    rel, Path(entry.path), KIND_FILE, st.st_size, _perm(mode), None, stamp_of(st)
+                )
+            )
         else:
             raise UnsupportedFile(entry.path, _kind_name(mode))
 
@@ -185,6 +197,30 @@ class _ChunkWriter:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _cached_manifest(
+    store: ObjectStore, cache: StatCache, entry: SourceEntry
+) -> tuple[Oid, FileManifest] | None:
+    """The manifest the stat cache records for ``entry``, if the file is unchanged and the
+    manifest and all its chunks are stored; ``None`` means: read the file."""
+    if entry.stamp is None:
+        return None
+    oid = cache.lookup(str(entry.abspath), entry.stamp)
+    if oid is None:
+        return None
+    try:
+        manifest = store.get_file(oid)
+    except VaultError:
+        manifest = None
+    if (
+        manifest is None
+        or manifest.size != entry.size
+        or not all(store.has(c.oid) for c in manifest.chunks)
+    ):
+        cache.forget(str(entry.abspath))
+        return None
+    return oid, manifest
+
+
 def store_tree(
     store: ObjectStore,
     entries: list[SourceEntry],
@@ -193,18 +229,25 @@ def store_tree(
     workers: int | None = None,
     on_file: Callable[[SourceEntry], None] | None = None,
     deltas: DeltaBases | None = None,
+    cache: StatCache | None = None,
+    rehash: bool = False,
 ) -> TreeResult:
     """Store every entry's content and the tree that lists them; return the tree id and costs.
 
-    The caller makes the objects durable with :meth:`ObjectStore.sync` before naming the tree.
+    With a stat ``cache``, a file whose inode, size, mtime and ctime are those recorded is not
+    read: its recorded manifest is reused (unless ``rehash``; the cache is updated either way).
+    The caller makes the objects durable with :meth:`ObjectStore.sync` before naming the tree,
+    and saves the cache once the version is published.
     """
     progress = progress or NullProgress()
     nworkers = workers or min(4, max(2, os.cpu_count() or 2))
     writer = _ChunkWriter(store, progress, nworkers)
-    chunker = Chunker()
+    chunker: Chunker | None = None  # made on first use: an all-cached commit never imports it
     total = 0
     chunk_count = 0
-    pending: list[tuple[SourceEntry, list[Future[ChunkRef]]]] = []
+    unchanged = 0
+    # Per file: the futures of its chunks, or the manifest the stat cache vouched for.
+    pending: list[tuple[SourceEntry, list[Future[ChunkRef]] | tuple[Oid, FileManifest]]] = []
     tree_entries: list[TreeEntry] = []
     try:
         for entry in entries:
@@ -213,8 +256,19 @@ def store_tree(
                     TreeEntry(entry.path, KIND_LINK, size=entry.size, target=entry.target)
                 )
                 continue
+            cached = (
+                _cached_manifest(store, cache, entry) if cache is not None and not rehash else None
+            )
+            if cached is not None:
+                unchanged += 1
+                pending.append((entry, cached))
+                progress.advance(entry.size)
+                if on_file:
+                    on_file(entry)
+                continue
             bases = deltas.for_path(entry.path) if deltas is not None else None
             futures = []
+            chunker = chunker or Chunker()
             for piece, info in chunker.described_pieces(entry.abspath, entry.size):
                 if info is None:
                     futures.append(writer.submit(piece))
@@ -232,13 +286,19 @@ def store_tree(
                 on_file(entry)
         stored = 0
         for entry, futures in pending:
-            manifest = FileManifest(tuple(f.result() for f in futures))
+            if isinstance(futures, tuple):  # unchanged since the stat cache saw it
+                file_oid, manifest = futures
+            else:
+                manifest = FileManifest(tuple(f.result() for f in futures))
+                res = store.put(manifest.to_bytes(), defer=True)
+                stored += res.stored
+                file_oid = res.oid
+                if cache is not None and entry.stamp is not None:
+                    cache.record(str(entry.abspath), entry.stamp, file_oid)
             chunk_count += len(manifest.chunks)
-            res = store.put(manifest.to_bytes(), defer=True)
-            stored += res.stored
             total += manifest.size
             tree_entries.append(
-                TreeEntry(entry.path, KIND_FILE, size=manifest.size, mode=entry.mode, file=res.oid)
+                TreeEntry(entry.path, KIND_FILE, size=manifest.size, mode=entry.mode, file=file_oid)
             )
     finally:
         writer.close()
@@ -252,4 +312,5 @@ def store_tree(
         stored_bytes=writer.stored_bytes + stored + res.stored,
         chunks=chunk_count,
         new_chunks=writer.new_chunks,
+        unchanged_files=unchanged,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,9 @@ def execute(store: ObjectStore, p: GcPlan, progress: Progress | None = None) -> 
         crashpoint("gc-deleted")
         progress.advance(1)
     for path, _ in p.temp_files:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)  # a killed consolidation's work folder
+            continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         crashpoint("gc-deleted")
