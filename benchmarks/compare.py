@@ -77,6 +77,7 @@ from run import (
     MB,
     Phase,
     Run,
+    compile_vault,
     drop_caches,
     machine_info,
     prepare_series,
@@ -1405,6 +1406,7 @@ def main(argv: list[str] | None = None) -> int:
     here = os.getcwd()
     try:
         _, versions, logical, series_seconds = prepare_series(root, args.scale, args.seed)
+        compile_vault()
         print(f"vault: {vault_source()} via {' '.join(vault_command())}", flush=True)
         drop = drop_caches()
         if not drop:
