@@ -166,6 +166,20 @@ class VerifyFailed(VaultError):
     exit_code = 1
 
 
+class FilesCollected(VaultError):
+    """A version whose files gc has removed: it was deleted and nothing kept it, so only its
+    small record is left (history still runs through it)."""
+
+    def __init__(self, rev: str, name: str | None = None, oid: str | None = None) -> None:
+        label = f"{name} ({oid[:12]})" if name and oid else rev
+        super().__init__(
+            f"version {label} was deleted and gc has removed its files; only its record remains"
+        )
+        self.rev = rev
+        self.name = name
+        self.oid = oid
+
+
 class PinError(VaultError):
     """A pin name is invalid, exists already, or does not exist."""
 

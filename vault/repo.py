@@ -19,7 +19,9 @@ from .backend import LocalBackend
 from .errors import (
     BadValue,
     CorruptObject,
+    FilesCollected,
     NotConfirmed,
+    ObjectMissing,
     PinError,
     RepoExists,
     RepoNotFound,
@@ -32,7 +34,7 @@ from .faults import crashpoint
 from .fsutil import atomic_write
 from .ids import Oid
 from .lock import file_lock
-from .objects import KIND_FILE, Version
+from .objects import KIND_FILE, Tree, Version
 from .ops import gc as gc_op
 from .ops import pins as pins_op
 from .ops.pins import CleanupPlan, DeleteResult, PinInfo
@@ -325,6 +327,35 @@ class Repository:
         for name, oid in refs.names_for("pins/").items():
             pins.setdefault(oid, []).append(name)
         return pins
+
+    def _tree(self, oid: Oid, rev: str) -> Tree:
+        """The tree of the version ``oid`` (which ``rev`` names).
+
+        Raises:
+            FilesCollected: the version is deleted and gc removed its files (a missing tree of
+                a version some ref keeps is damage, and stays :class:`ObjectMissing`).
+        """
+        version = self.store.get_version(oid)
+        try:
+            return self.store.get_tree(version.tree)
+        except ObjectMissing:
+            if oid in self.refs.read().refs.values():
+                raise
+            raise FilesCollected(rev, version.name, oid) from None
+
+    def _check_files_kept(self, refs: RefsDoc, oid: Oid, rev: str) -> None:
+        """Refuse to give a ref to a version whose files gc has removed, which would make a
+        repository that ``verify`` reports as damaged. A version some ref keeps already is
+        complete (or its damage is ``verify``'s to report): no reads then."""
+        if oid in refs.refs.values():
+            return
+        try:
+            found = reach(self.store, {oid}, ancestors=False)
+            if all(self.store.has(c) for c in found.chunks):
+                return
+        except ObjectMissing:
+            pass
+        raise FilesCollected(rev, self.store.get_version(oid).name, oid)
 
     # -- commit ------------------------------------------------------------------------------
 
@@ -645,7 +676,7 @@ class Repository:
         names, tags = self._version_names(refs)
         version = self.store.get_version(oid)
         info = self._info(oid, version, tags, names, self._pin_names(refs))
-        tree = self.store.get_tree(version.tree)
+        tree = self._tree(oid, rev)
         info.files = [
             FileInfo(
                 e.path, e.size, e.file, e.kind, e.mode if e.kind == KIND_FILE else None, e.target
@@ -711,8 +742,8 @@ class Repository:
         see :mod:`vault.ops.diff`."""
         from .ops.diff import diff_trees
 
-        a, b = (self.store.get_version(self.resolve(r)).tree for r in (rev_a, rev_b))
-        return diff_trees(self.store, self.store.get_tree(a), self.store.get_tree(b))
+        a, b = (self._tree(self.resolve(r), r) for r in (rev_a, rev_b))
+        return diff_trees(self.store, a, b)
 
     def consolidate(
         self,
@@ -766,6 +797,7 @@ class Repository:
         check_tag_name(name)
         oid = self.resolve(rev)
         with self._writing(), self.refs.transaction(f"tag {name}") as txn:
+            self._check_files_kept(txn.doc, oid, rev)
             old = txn.get(TAGS + name)
             if old is not None and not force:
                 raise TagError(f"tag {name} already exists (use --force to move it)")
@@ -836,6 +868,7 @@ class Repository:
         """
         with self._writing(), self.refs.transaction(f"pin {rev}") as txn:
             oid = resolve(rev, txn.doc, self.store)
+            self._check_files_kept(txn.doc, oid, rev)
             made = pins_op.set_pin(
                 txn, oid, type=type, reason=reason, name=name, expires=expires, replace=replace
             )
@@ -996,8 +1029,8 @@ class Repository:
         restore_op.check_destination(target, self.root)
         refs = self.refs.read()
         oid = resolve(rev, refs, self.store)
-        version = self.store.get_version(oid)
-        tree = self.store.get_tree(version.tree)
+        tree = self._tree(oid, rev)
+        self._check_files_kept(refs, oid, rev)
         for entry in tree.entries:  # fail on a damaged or collected version before any change
             if entry.kind == KIND_FILE and entry.file is not None:
                 self.store.get_file(entry.file)
@@ -1013,9 +1046,9 @@ class Repository:
         crashpoint("restore-pinned")
         restore_op.write_exactly(self.store, tree, target, keep=(self.root,), progress=progress)
         names, _ = self._version_names(self.refs.read())
-        return restore_op.RestoreResult(
-            str(target), names.get(oid), oid, tree.file_count, tree.size, backup
-        )
+        # A deleted version is still called by the name it had, as backup list calls it.
+        label = names.get(oid) or self.store.get_version(oid).name
+        return restore_op.RestoreResult(str(target), label, oid, tree.file_count, tree.size, backup)
 
     def backup_restore(
         self,

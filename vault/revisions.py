@@ -120,4 +120,23 @@ def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid
         if len(matches) > 1:
             names = {oid: key.split("/")[-1] for key, oid in sorted(refs.refs.items())}
             raise AmbiguousRevision(rev, [f"{oid[:12]} ({names[oid]})" for oid in matches])
+    number = version_number(base)
+    if number is not None:
+        kept = _pins_of_deleted(number, refs, store)
+        if kept:
+            raise UnknownRevision(rev, f"deleted; the pin {kept[0]} keeps it: use that name")
     raise UnknownRevision(rev)
+
+
+def _pins_of_deleted(number: int, refs: RefsDoc, store: ObjectStore) -> list[str]:
+    """The pins keeping the version that had the name numbered ``number`` before it was deleted
+    (its record still carries the name), so that an error can say how to get it back."""
+    found = []
+    for name, oid in sorted(refs.names_for(PINS).items()):
+        try:
+            had = store.get_version(oid).name
+        except VaultError:
+            continue
+        if had is not None and version_number(had) == number:
+            found.append(name)
+    return found

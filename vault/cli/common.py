@@ -101,12 +101,28 @@ class VaultGroup(click.Group):
                 raise
             fail("interrupted", 130)
         except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                _reader_gone()
             if _debug(ctx):
                 raise
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 fail(f"no space left on device: {exc.filename or ''}".rstrip(": "))
             where = f": {exc.filename}" if exc.filename else ""
             fail(f"{exc.strerror or exc}{where}")
+
+
+def _reader_gone() -> None:
+    """Exit quietly when whoever read our output stopped (``vault log | head``), as git does:
+    status 141 (128 + SIGPIPE) and no message, with stdout sent to /dev/null so that flushing it
+    at exit raises nothing more."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(141)
 
 
 def _debug(ctx: click.Context) -> bool:

@@ -10,7 +10,9 @@ from .common import Context, emit_json, human_bytes, json_option, pass_ctx
 @click.command()
 @click.option("--base", required=True, metavar="REV_OR_DIR", help="The base model.")
 @click.option("--adapter", required=True, metavar="REV_OR_DIR", help="The LoRA adapter.")
-@click.option("-m", "--message", required=True, help="What the merged version is.")
+@click.option(
+    "-m", "--description", "--message", "message", required=True, help="What the merged version is."
+)
 @click.option(
     "--training-data",
     "training_data",

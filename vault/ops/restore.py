@@ -157,7 +157,8 @@ class RestoreResult:
 
     Attributes:
         dest: the directory restored into.
-        version: the restored version's name (``None`` for an unnamed one).
+        version: the restored version's name, or the name it had before it was deleted
+            (``None`` for an unnamed one, such as a backup).
         id: its id.
         files: entries written.
         bytes: logical bytes written.

@@ -1,0 +1,160 @@
+"""Issue 4's interfaces as an acceptance test reads them: the API returns the dataclasses the
+CLI prints, exported from ``vault``; errors about deleted versions say what to do; a version
+whose files gc removed is never named again; output cut short by a closed pipe is no error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from conftest import make_model_dir
+
+from vault import DeleteResult, Repository
+
+
+def test_result_dataclasses_are_exported_and_import_lightly() -> None:
+    code = (
+        "import sys\n"
+        "from vault import (CheckoutResult, CleanupPlan, CommitResult, ConsolidateResult,\n"
+        "    DeleteResult, DiffResult, FileChanges, GcResult, PinInfo, Repository, RestoreResult,\n"
+        "    TensorChange, VerifyReport, VersionInfo)\n"
+        "import dataclasses, vault\n"
+        "for name in vault.__all__:\n"
+        "    obj = getattr(vault, name)\n"
+        "    assert name in ('Repository', 'VaultError') or dataclasses.is_dataclass(obj), name\n"
+        "heavy = [m for m in ('torch', 'transformers', 'numpy', 'matplotlib')\n"
+        "         if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert PinInfo.__module__ == 'vault.ops.pins'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture
+def two(repo: Repository, tmp_path: Path) -> Repository:
+    """``repo`` with v001 and v002, two different small models."""
+    make_model_dir(tmp_path / "m1", seed=1)
+    make_model_dir(tmp_path / "m2", seed=2)
+    repo.commit(tmp_path / "m1", "one")
+    repo.commit(tmp_path / "m2", "two")
+    return repo
+
+
+def test_every_verb_returns_the_dataclass_its_json_prints(
+    two: Repository, vault_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    repo = two
+
+    def cli_json(*args: str) -> object:
+        result = vault_cli(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    pin = repo.pin("v001", type="milestone", reason="first", name="first")
+    assert dataclasses.is_dataclass(pin)
+    assert cli_json("backup", "list") == [dataclasses.asdict(pin)]
+    assert cli_json("unpin", "first") == dataclasses.asdict(pin)
+    assert cli_json("show", "v002") == repo.show("v002").to_json()
+    assert cli_json("log") == [v.to_json() for v in repo.log()]
+    assert cli_json("diff", "v001", "v002") == repo.diff("v001", "v002").to_json()
+    deleted = cli_json("delete", "v002", "--confirm")
+    assert deleted["version"] == "v002" and deleted["pin"]["type"] == "pre_deletion"
+    assert set(deleted) == {f.name for f in dataclasses.fields(DeleteResult)}
+    restored = repo.restore(deleted["pin"]["name"], tmp_path / "back")
+    assert dataclasses.is_dataclass(restored) and restored.version == "v002"
+
+
+def test_a_deleted_name_points_to_the_pin_that_keeps_it(
+    two: Repository, vault_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    repo = two
+    pin = repo.delete("v002", confirm=True).pin
+    for args in (("show", "v002"), ("restore", "v2", str(tmp_path / "d")), ("diff", "v1", "v2")):
+        result = vault_cli(*args)
+        assert result.exit_code == 2
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert "unknown revision" in result.stderr and pin.name in result.stderr
+    assert vault_cli("show", pin.name).exit_code == 0  # the hint works as it says
+    repo.unpin(pin.name)
+    result = vault_cli("show", "v002")
+    assert result.exit_code == 2 and "pin" not in result.stderr  # nothing keeps it now
+
+
+def test_a_version_whose_files_gc_removed_is_never_named_again(
+    two: Repository, vault_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    repo = two
+    gone = repo.resolve("v002")
+    repo.commit(tmp_path / "m1", "three")
+    repo.unpin(repo.delete("v002", confirm=True).pin.name)
+    repo.gc(grace=0)
+    assert repo.verify().ok
+    before = (repo.root / "refs.json").read_bytes()
+    for args in (
+        ("pin", gone, "--type", "x", "--reason", "y"),
+        ("tag", "again", gone),
+        ("show", gone),
+        ("diff", "v001", gone),
+        ("restore", gone, str(tmp_path / "d")),
+    ):
+        result = vault_cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.strip() == (
+            f"vault: error: version v002 ({gone[:12]}) was deleted and gc has removed its files;"
+            " only its record remains"
+        )
+    assert (repo.root / "refs.json").read_bytes() == before
+    assert not (tmp_path / "d").exists()
+    assert repo.verify().ok
+    assert [v.version for v in repo.log()] == ["v003", "v001"]  # history still runs through
+
+
+def test_lineage_in_show_reads_one_value_a_line(
+    repo: Repository, vault_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    make_model_dir(tmp_path / "m", seed=1)
+    base, adapter = "a" * 64, "b" * 64
+    repo.commit(tmp_path / "m", "merged", meta={"lineage": {"base": base, "adapter": adapter}})
+    out = vault_cli("show", "v001").stdout
+    assert f"meta     lineage.base = {base}\n" in out
+    assert f"meta     lineage.adapter = {adapter}\n" in out
+
+
+def test_consolidate_takes_description_like_commit(
+    vault_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    for flag in ("-m", "--description", "--message"):
+        result = vault_cli(
+            "consolidate", "--base", str(tmp_path / "no"), "--adapter", "v9", flag, "merged"
+        )
+        assert result.exit_code == 2
+        assert "neither a directory nor a revision" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("args", [("show", "v001"), ("log", "--json"), ("backup", "list")])
+def test_a_reader_that_stopped_is_no_error(
+    repo: Repository, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    make_model_dir(tmp_path / "m", seed=1)
+    repo.commit(tmp_path / "m", "one")
+    repo.pin("v001", type="t", reason="r")
+    read, write = os.pipe()
+    os.close(read)  # as 'vault log | head -1' once head has exited
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "vault", "--repo", str(repo.root), *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert run.stderr == b""
+    assert run.returncode == 141
