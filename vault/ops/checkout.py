@@ -29,7 +29,10 @@ from ..objects import KIND_FILE, KIND_LINK, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
 
-PREFETCH = 6
+PREFETCH = 8
+READ_THREADS = 4
+"""Threads reading, decoding and verifying chunks: more than the cores, so that a thread waiting
+for the disk does not leave a core idle."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def _write_staged(
 ) -> None:
     manifests = _load_manifests(store, tree)
     files = [e for e in tree.entries if e.kind == KIND_FILE]
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vault-read") as pool:
+    with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="vault-read") as pool:
         chunks = _chunks(store, [manifests[e.file] for e in files if e.file], pool)
         for entry in tree.entries:
             rel = PurePosixPath(entry.path)
