@@ -158,3 +158,24 @@ def test_a_reader_that_stopped_is_no_error(
         os.close(write)
     assert run.stderr == b""
     assert run.returncode == 141
+
+
+def test_deleting_the_consolidated_base_removes_base_too(
+    two: Repository, vault_cli: Callable[..., Result]
+) -> None:
+    repo = two
+    merged = repo.resolve("v002")
+    with repo.refs.transaction("consolidate (as the verb sets it)") as txn:
+        txn.set("base", merged, expected=None)
+    result = vault_cli("delete", "base", "--confirm", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["base"] is None and out["latest"] == repo.resolve("v001")
+    assert "base" not in repo.refs.read().refs
+    # Only the pre_deletion pin keeps it now: once that goes, gc can take its files.
+    repo.unpin(out["pin"]["name"])
+    repo.gc(grace=0)
+    assert repo.verify().ok
+    assert not repo.store.has(merged)  # no child keeps even its record
+    result = vault_cli("show", "base")
+    assert result.exit_code == 2 and "it was deleted" in result.stderr

@@ -954,7 +954,8 @@ class Repository:
         """Remove a version's name and tags, after pinning it as ``pre_deletion``.
 
         Pin and removal are one refs transaction: a crash leaves the version either still named
-        or pinned. ``latest`` moves back to the nearest named ancestor when it pointed here.
+        or pinned. ``latest`` moves back to the nearest named ancestor when it pointed here;
+        ``base``, when it pointed here, is removed with the tags.
         The name is never given again.
 
         Raises:
@@ -978,7 +979,10 @@ class Repository:
                 label=label,
             )
             tags = sorted(k for k, v in txn.doc.refs.items() if k.startswith(TAGS) and v == oid)
-            for ref in [*names, *tags]:
+            # 'base' names the deleted version as a tag would, and goes with it: else it would
+            # keep the version from cleanup and gc for ever.
+            base = [BASE] if txn.get(BASE) == oid else []
+            for ref in [*names, *tags, *base]:
                 txn.delete(ref, expected=oid)
             if txn.get(LATEST) == oid:
                 ancestor = self._named_ancestor(txn.doc, oid)
@@ -988,7 +992,9 @@ class Repository:
                     txn.set(LATEST, ancestor, expected=oid)
             pin = self._pin_info(txn.doc, pin_name)
             latest = txn.get(LATEST)
-        return DeleteResult(label, oid, pin, [t[len(TAGS) :] for t in tags], latest)
+        return DeleteResult(
+            label, oid, pin, [t[len(TAGS) :] for t in tags], latest, base=txn.get(BASE)
+        )
 
     def _named_ancestor(self, refs: RefsDoc, oid: Oid) -> Oid | None:
         """The nearest version along first parents that still has a version name."""

@@ -98,7 +98,7 @@ def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid
     if base == LATEST:
         raise UnknownRevision(rev, "the repository has no versions yet")
     if base == BASE:
-        raise UnknownRevision(rev, "no base model has been consolidated yet")
+        raise UnknownRevision(rev, "no consolidated base model: none yet, or it was deleted")
     found = find_version_ref(refs, base)
     if found is not None:
         return found

@@ -271,6 +271,8 @@ class DeleteResult:
         pin: the ``pre_deletion`` pin that keeps it restorable.
         tags: tags removed with it.
         latest: the id ``latest`` holds afterwards (``None`` when no named version is left).
+        base: the id ``base`` holds afterwards (``None`` when it named the deleted version, or
+            no consolidation has set it).
     """
 
     version: str
@@ -278,3 +280,4 @@ class DeleteResult:
     pin: PinInfo
     tags: list[str]
     latest: str | None
+    base: str | None = None
