@@ -121,8 +121,10 @@ def test_lineage_in_show_reads_one_value_a_line(
 ) -> None:
     make_model_dir(tmp_path / "m", seed=1)
     base, adapter = "a" * 64, "b" * 64
-    repo.commit(tmp_path / "m", "merged", meta={"lineage": {"base": base, "adapter": adapter}})
+    lineage = {"base": base, "adapter": adapter, "adapter_version": None}
+    repo.commit(tmp_path / "m", "merged", meta={"lineage": lineage})
     out = vault_cli("show", "v001").stdout
+    assert "meta     lineage.adapter_version = -\n" in out
     assert f"meta     lineage.base = {base}\n" in out
     assert f"meta     lineage.adapter = {adapter}\n" in out
 

@@ -107,7 +107,7 @@ def _flat(meta: dict, prefix: str = "") -> list[tuple[str, object]]:
         if isinstance(v, dict) and v:
             out.extend(_flat(v, f"{prefix}{k}."))
         else:
-            out.append((f"{prefix}{k}", v))
+            out.append((f"{prefix}{k}", "-" if v is None else v))
     return out
 
 
