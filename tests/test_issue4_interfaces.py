@@ -181,3 +181,55 @@ def test_deleting_the_consolidated_base_removes_base_too(
     assert not repo.store.has(merged)  # no child keeps even its record
     result = vault_cli("show", "base")
     assert result.exit_code == 2 and "it was deleted" in result.stderr
+
+
+BAD_INPUT = [
+    # unknown revisions
+    ("show", "v099"),
+    ("log", "nope"),
+    ("diff", "v001", "nope"),
+    ("diff", "nope", "v001"),
+    ("checkout", "nope", "{tmp}/out"),
+    ("tag", "t1", "nope"),
+    ("pin", "nope", "--type", "x", "--reason", "r"),
+    ("delete", "nope", "--confirm"),
+    ("restore", "nope", "{tmp}/out"),
+    ("verify", "nope"),
+    ("show", "base"),
+    ("consolidate", "--base", "nope", "--adapter", "v001", "-m", "x"),
+    ("consolidate", "--base", "v001", "--adapter", "nope", "-m", "x"),
+    ("commit", "{tmp}/m1", "-m", "x", "--base-model", ""),
+    # unknown pins
+    ("unpin", "nope"),
+    ("backup", "restore", "nope", "{tmp}/out"),
+    ("backup", "verify", "nope"),
+    # missing files
+    ("commit", "{tmp}/missing", "-m", "x"),
+    ("commit", "{tmp}/m1", "-m", "x", "--data", "{tmp}/missing.jsonl"),
+    ("commit", "{tmp}/m1", "-m", "x", "--snapshots", "{tmp}/missing"),
+    ("backup", "{tmp}/missing", "--reason", "r"),
+    ("consolidate", "--base", "{tmp}/missing", "--adapter", "v001", "-m", "x"),
+    ("show", "v001", "--plot", "{tmp}/missing/curve.png"),
+    # the adapter is not an adapter for this base; unconfirmed delete; missing messages
+    ("consolidate", "--base", "v001", "--adapter", "v002", "-m", "x"),
+    ("delete", "v001"),
+    ("commit", "{tmp}/m1"),
+    ("pin", "v001", "--type", "x"),
+    ("backup", "{tmp}/m1"),
+]
+
+
+@pytest.mark.parametrize("args", BAD_INPUT, ids=lambda a: " ".join(a))
+def test_bad_input_is_one_line_a_nonzero_exit_and_no_change(
+    two: Repository, vault_cli: Callable[..., Result], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    before = (two.root / "refs.json").read_bytes()
+    result = vault_cli(*(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.exit_code != 0, result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("vault: error: ") and result.stderr.count("\n") == 1
+    assert not isinstance(result.exception, Exception) or isinstance(
+        result.exception, SystemExit
+    ), result.exception
+    assert (two.root / "refs.json").read_bytes() == before
+    assert not (tmp_path / "out").exists()
