@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import CorruptObject, DestinationNotEmpty, DiskFull, UnsafePath
 from ..fsutil import TMP_PREFIX, fsync_dir
+from ..memory import keep_large_buffers
 from ..objects import KIND_FILE, KIND_LINK, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
@@ -197,6 +198,7 @@ def checkout(
         UnsafePath: the tree or ``dest`` would make us write outside ``dest``.
         CorruptObject, ObjectMissing: a damaged store; nothing is left behind.
     """
+    keep_large_buffers()
     progress = progress or NullProgress()
     check_paths(tree)
     dest = Path(os.path.abspath(dest))

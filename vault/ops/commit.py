@@ -20,6 +20,7 @@ from pathlib import Path
 from ..chunking import Chunker
 from ..errors import BadValue, PathNotFound, UnsupportedFile, VaultError
 from ..ids import Oid, hash_bytes
+from ..memory import keep_large_buffers
 from ..objects import KIND_FILE, KIND_LINK, ChunkRef, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
 from ..statcache import Stamp, StatCache, stamp_of
@@ -239,6 +240,7 @@ def store_tree(
     The caller makes the objects durable with :meth:`ObjectStore.sync` before naming the tree,
     and saves the cache once the version is published.
     """
+    keep_large_buffers()
     progress = progress or NullProgress()
     nworkers = workers or min(4, max(2, os.cpu_count() or 2))
     writer = _ChunkWriter(store, progress, nworkers)

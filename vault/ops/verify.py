@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..errors import CorruptObject, ObjectMissing
 from ..ids import Oid
+from ..memory import keep_large_buffers
 from ..objects import KIND_FILE
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
@@ -69,6 +70,7 @@ def verify(
         progress: receives bytes of chunks checked.
         workers: threads reading and hashing chunks.
     """
+    keep_large_buffers()
     progress = progress or NullProgress()
     report = VerifyReport()
     bad: dict[Oid, Damage] = {}
