@@ -211,3 +211,14 @@ def test_format_1_repository_is_upgraded_on_first_write(tmp_path: Path) -> None:
     old.commit(checkpoint(tmp_path / "a", 1), "a")
     assert json.loads(config.read_text())["format"] == 2
     assert Repository.open(repo.root).log()[0].version == "v001"
+
+
+def test_reach_counts_delta_bases_that_only_deltas_need(repo: Repository, tmp_path: Path) -> None:
+    from vault.ops.walk import reach
+
+    repo.commit(checkpoint(tmp_path / "a", 1), "a")
+    repo.commit(checkpoint(tmp_path / "b", 2), "b")
+    bases = {base for _, base in delta_chunks(repo, "v002")}
+    only_v2 = reach(repo.store, {repo.resolve("v002")}, ancestors=False)
+    assert bases <= set(only_v2.chunks)  # what gc, stats and backup cleanup see as kept
+    assert all(only_v2.chunks[b] == 64 * 256 * 4 for b in bases)

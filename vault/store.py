@@ -154,15 +154,20 @@ class ObjectStore:
 
         return read
 
-    def delta_base(self, oid: Oid) -> Oid | None:
-        """The id of the object ``oid`` is a delta of, read from its header; ``None`` if it is
-        stored whole (or missing, or its header is damaged: verify reports those)."""
+    def head(self, oid: Oid) -> codec.Header | None:
+        """The header of ``oid`` (codec, content length, delta base), read without the payload;
+        ``None`` when it is missing or its header is damaged (verify reports those)."""
         try:
             head = self.backend.get_head(object_key(oid), codec.HEADER_SIZE + 4 + codec.OID_BYTES)
-            base = codec.read_header(head).base
+            return codec.read_header(head)
         except (FileNotFoundError, codec.DecodeError):
             return None
-        return Oid(base) if base else None
+
+    def delta_base(self, oid: Oid) -> Oid | None:
+        """The id of the object ``oid`` is a delta of, from its header; ``None`` if it is
+        stored whole (or missing, or its header is damaged)."""
+        header = self.head(oid)
+        return Oid(header.base) if header is not None and header.base else None
 
     def has(self, oid: Oid) -> bool:
         """Whether an object with this id is stored (its content is not checked)."""

@@ -23,7 +23,7 @@ from ..faults import crashpoint
 from ..ids import Oid
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
-from .walk import reach
+from .walk import delta_bases, reach
 
 DEFAULT_GRACE = "1h"
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)\Z")
@@ -79,15 +79,11 @@ def plan(
     within the grace period) is kept as far as it still exists: an earlier collection with a
     shorter grace may have removed it already.
     """
-    r = reach(store, roots)
-    reachable = r.all()
-    chunks = set(r.chunks)
+    reachable = reach(store, roots).all()  # delta bases of reachable chunks included
     for oid in sorted(history):
         if oid not in reachable:
             with contextlib.suppress(ObjectMissing):
-                more = reach(store, {oid})
-                reachable |= more.all()
-                chunks |= set(more.chunks)
+                reachable |= reach(store, {oid}).all()
     cutoff = time.time() - grace
     old: dict[Oid, int] = {}
     young: set[Oid] = set()
@@ -98,25 +94,11 @@ def plan(
             young.add(oid)
         else:
             old[oid] = st.size
-    # A delta-encoded chunk needs its base: keep the bases of everything kept.
-    for base in delta_bases(store, chunks | young):
-        reachable.add(base)
+    # A young object is kept, and so must be its delta base (a later commit may reuse it).
+    for base in delta_bases(store, young):
         old.pop(base, None)
     out = GcPlan(reachable=len(reachable), young=len(young), doomed=old)
     out.temp_files = [(p, st.size) for p, st in backend.temp_files()]
-    return out
-
-
-def delta_bases(store: ObjectStore, oids: set[Oid]) -> set[Oid]:
-    """Every object that the objects ``oids`` are deltas of, transitively (their headers name
-    them); costs one small read per object."""
-    out: set[Oid] = set()
-    stack = list(oids)
-    while stack:
-        base = store.delta_base(stack.pop())
-        if base is not None and base not in out:
-            out.add(base)
-            stack.append(base)
     return out
 
 

@@ -40,7 +40,7 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
     version, but its files stay only while a name, tag or pin (some root) keeps them. Every
     named version is itself a root, so this only lets go of versions nothing names.
 
-    Manifests are read (and so verified); chunks are not read.
+    Manifests are read (and so verified); of chunks only the headers, for delta bases.
 
     Raises:
         CorruptObject, ObjectMissing: a manifest on the way is damaged; nothing can be said
@@ -72,4 +72,22 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
             continue
         out.versions.add(vid)
         stack.extend(p for p in store.get_version(vid).parents if p not in out.versions)
+    # A delta-encoded chunk cannot be read without its base: the base is reachable too.
+    for base in delta_bases(store, set(out.chunks)):
+        if base not in out.chunks:
+            header = store.head(base)
+            out.chunks[base] = header.size if header is not None else 0
+    return out
+
+
+def delta_bases(store: ObjectStore, oids: set[Oid]) -> set[Oid]:
+    """Every object that the objects ``oids`` are deltas of, transitively (their headers name
+    them); costs one small read per object."""
+    out: set[Oid] = set()
+    stack = list(oids)
+    while stack:
+        base = store.delta_base(stack.pop())
+        if base is not None and base not in out:
+            out.add(base)
+            stack.append(base)
     return out
