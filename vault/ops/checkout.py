@@ -18,13 +18,13 @@ import os
 import shutil
 import stat
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import CorruptObject, DestinationNotEmpty, DiskFull, UnsafePath
 from ..fsutil import TMP_PREFIX, fsync_dir
+from ..ids import Oid
 from ..memory import keep_large_buffers
 from ..objects import KIND_FILE, KIND_LINK, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
@@ -96,20 +96,6 @@ def _ensure_dirs(root: Path, rel: PurePosixPath) -> Path:
     return cur
 
 
-def _chunks(
-    store: ObjectStore, manifests: list[FileManifest], pool: ThreadPoolExecutor
-) -> Iterator[bytes]:
-    """Every chunk of the given files, in order, fetched and verified ahead on the pool."""
-    window: deque[Future[bytes]] = deque()
-    for manifest in manifests:
-        for c in manifest.chunks:
-            window.append(pool.submit(store.get, c.oid))
-            if len(window) >= PREFETCH:
-                yield window.popleft().result()
-    while window:
-        yield window.popleft().result()
-
-
 def _load_manifests(store: ObjectStore, tree: Tree) -> dict[str, FileManifest]:
     """The file manifest of every file entry, checked against the sizes the tree records."""
     out: dict[str, FileManifest] = {}
@@ -128,46 +114,95 @@ def _load_manifests(store: ObjectStore, tree: Tree) -> dict[str, FileManifest]:
 def _write_staged(
     store: ObjectStore, tree: Tree, staging: Path, progress: Progress, durable: bool
 ) -> None:
+    """Create every entry under ``staging``; file contents are written by the reader threads.
+
+    Each thread fetches a chunk, decodes and verifies it, and writes it at its offset in its
+    (already created, preallocated) file, so no single thread copies every byte. At most
+    :data:`PREFETCH` chunks are in flight; a file is closed once all its chunks are written.
+    """
     manifests = _load_manifests(store, tree)
-    files = [e for e in tree.entries if e.kind == KIND_FILE]
+    window: deque[tuple[Future[int], _OpenFile]] = deque()
+
+    def drain_one() -> None:
+        fut, handle = window.popleft()
+        progress.advance(fut.result())
+        handle.pending -= 1
+        if handle.pending == 0:
+            handle.finish(durable)
+
+    opened: list[_OpenFile] = []
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="vault-read") as pool:
-        chunks = _chunks(store, [manifests[e.file] for e in files if e.file], pool)
-        for entry in tree.entries:
-            rel = PurePosixPath(entry.path)
-            parent = _ensure_dirs(staging, rel.parent)
-            target = parent / rel.name
-            if entry.kind == KIND_LINK:
-                assert entry.target is not None
-                os.symlink(entry.target, target)
-                continue
-            assert entry.file is not None
-            _write_file(manifests[entry.file], entry, target, chunks, progress, durable)
+        try:
+            for entry in tree.entries:
+                rel = PurePosixPath(entry.path)
+                parent = _ensure_dirs(staging, rel.parent)
+                target = parent / rel.name
+                if entry.kind == KIND_LINK:
+                    assert entry.target is not None
+                    os.symlink(entry.target, target)
+                    continue
+                assert entry.file is not None
+                manifest = manifests[entry.file]
+                handle = _OpenFile(target, entry, len(manifest.chunks))
+                opened.append(handle)
+                if handle.pending == 0:
+                    handle.finish(durable)
+                    continue
+                offset = 0
+                for c in manifest.chunks:
+                    while len(window) >= PREFETCH:
+                        drain_one()
+                    fut = pool.submit(_copy_chunk, store, c.oid, c.size, handle.fd, offset)
+                    window.append((fut, handle))
+                    offset += c.size
+            while window:
+                drain_one()
+        finally:
+            for fut, _ in window:
+                fut.cancel()
+            pool.shutdown(wait=True)
+            for handle in opened:
+                handle.close()
 
 
-def _write_file(
-    manifest: FileManifest,
-    entry: TreeEntry,
-    target: Path,
-    chunks: Iterator[bytes],
-    progress: Progress,
-    durable: bool,
-) -> None:
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
+class _OpenFile:
+    """A staged file being written by the reader threads."""
+
+    def __init__(self, target: Path, entry: TreeEntry, chunks: int) -> None:
+        self.entry = entry
+        self.pending = chunks
+        self.fd: int | None = os.open(
+            target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+        )
         if entry.size:
             with contextlib.suppress(OSError):
-                os.posix_fallocate(fd, 0, entry.size)
-        for _ in manifest.chunks:
-            data = next(chunks)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            progress.advance(len(data))
-        os.fchmod(fd, entry.mode & 0o777)  # never setuid/setgid/sticky, whatever the tree says
+                os.posix_fallocate(self.fd, 0, entry.size)
+
+    def finish(self, durable: bool) -> None:
+        assert self.fd is not None
+        os.fchmod(self.fd, self.entry.mode & 0o777)  # never setuid/setgid/sticky
         if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+            os.fsync(self.fd)
+        self.close()
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _copy_chunk(store: ObjectStore, oid: Oid, size: int, fd: int | None, offset: int) -> int:
+    """Fetch and verify one chunk and write it at ``offset``; return its length."""
+    assert fd is not None
+    data = store.get(oid)
+    if len(data) != size:
+        raise CorruptObject(oid, why=f"holds {len(data)} bytes, its manifest says {size}")
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
+    return size
 
 
 def checkout(
