@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # --- the README's commands ---
 EXAMPLES="$PWD/examples"; export PATH="$PWD/.venv/bin:$PATH"    # run from the checkout
-cd "$(mktemp -d)"                                                 # an empty project folder
+cd "$(mktemp -d)" && pwd                                          # an empty project folder
 
 python "$EXAMPLES/walkthrough.py" base base_model     # a tiny Llama (random weights) + data/
 vault init --workdir current_model                    # .vault/ here; restore writes current_model/
