@@ -233,3 +233,13 @@ def test_bad_input_is_one_line_a_nonzero_exit_and_no_change(
     ), result.exception
     assert (two.root / "refs.json").read_bytes() == before
     assert not (tmp_path / "out").exists()
+
+
+def test_restore_reports_an_absolute_destination_and_a_deleted_versions_name(
+    two: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    pin = two.delete("v002", confirm=True).pin
+    result = two.restore(pin.name, "back")
+    assert result.dest == str(tmp_path / "back")
+    assert (result.version, result.id) == ("v002", pin.id)

@@ -1054,7 +1054,8 @@ class Repository:
         names, _ = self._version_names(self.refs.read())
         # A deleted version is still called by the name it had, as backup list calls it.
         label = names.get(oid) or self.store.get_version(oid).name
-        return restore_op.RestoreResult(str(target), label, oid, tree.file_count, tree.size, backup)
+        dest_abs = os.path.abspath(target)  # as checkout reports it, whatever the cwd
+        return restore_op.RestoreResult(dest_abs, label, oid, tree.file_count, tree.size, backup)
 
     def backup_restore(
         self,

@@ -156,7 +156,7 @@ class RestoreResult:
     """What a restore wrote, and the pin that keeps what the destination held before.
 
     Attributes:
-        dest: the directory restored into.
+        dest: the directory restored into, as an absolute path.
         version: the restored version's name, or the name it had before it was deleted
             (``None`` for an unnamed one, such as a backup).
         id: its id.
