@@ -75,6 +75,7 @@ class LocalBackend:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_prefix = os.path.join(root, "")
         self.tmp_dir = root / "tmp"
         self._dirty: set[Path] = set()
         self._known_dirs: set[Path] = set()
@@ -149,10 +150,13 @@ class LocalBackend:
         with open(self._readable(key), "rb") as f:
             return f.read()
 
-    def _readable(self, key: str) -> Path:
-        with self._lock:
-            tmp = self._pending.get(key)
-        return tmp if tmp is not None else self._path(key)
+    def _readable(self, key: str) -> str | Path:
+        if self._pending:
+            with self._lock:
+                tmp = self._pending.get(key)
+            if tmp is not None:
+                return tmp
+        return self._root_prefix + key  # a plain string: reads are the hot path of log
 
     def get_head(self, key: str, n: int) -> bytes:
         """Read at most the first ``n`` bytes under ``key``."""
@@ -165,7 +169,7 @@ class LocalBackend:
             if key in self._pending:
                 return True
         try:
-            os.utime(self._path(key))
+            os.utime(self._root_prefix + key)
         except FileNotFoundError:
             return False
         except PermissionError:

@@ -303,14 +303,24 @@ def read_header(stored: bytes | memoryview) -> Header:
     return Header(codec, size, bytes(stored[at : at + OID_BYTES]).hex(), depth)
 
 
-def decode(stored: bytes | memoryview, get_base: Callable[[str], bytes] | None = None) -> bytes:
+def decode(
+    stored: bytes | memoryview,
+    get_base: Callable[[str], bytes] | None = None,
+    *,
+    header: Header | None = None,
+) -> bytes | bytearray:
     """Return the uncompressed content of a stored object (its hash is checked by the caller).
+
+    Byte-plane objects decode into a ``bytearray`` (no final copy); treat the result as
+    read-only bytes.
 
     Args:
         get_base: returns the verified content of a delta's base object; required to decode a
             delta-encoded object.
+        header: the object's header, when the caller has parsed it already.
     """
-    header = read_header(stored)
+    if header is None:
+        header = read_header(stored)
     payload = memoryview(stored)[HEADER_SIZE:]
     if header.codec == CODEC_RAW:
         data = bytes(payload)

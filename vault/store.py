@@ -135,7 +135,7 @@ class ObjectStore:
             raise ObjectMissing(oid) from None
         try:
             header = codec.read_header(stored)
-            data = codec.decode(stored, self._base_reader(oid))
+            data = codec.decode(stored, self._base_reader(oid), header=header)
         except codec.DecodeError as exc:
             raise CorruptObject(oid, why=str(exc)) from None
         actual = hash_bytes(data)
