@@ -136,3 +136,12 @@ def test_old_enough_files_are_trusted_with_the_default_window(
     time.sleep(statcache.RACY_NS / 1e9 + 0.1)
     repo.commit(model, "first")
     assert repo.commit(model, "again").unchanged_files == n_files(model)
+
+
+def test_relative_and_absolute_paths_share_the_cache(
+    repo: Repository, tmp_path: Path, no_racy_window: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make_model_dir(tmp_path / "model", seed=10)
+    monkeypatch.chdir(tmp_path)
+    repo.commit("model", "relative")
+    assert repo.commit(model, "absolute").unchanged_files == n_files(model)

@@ -179,6 +179,28 @@ class _ChunkWriter:
         self.window.append(fut)
         return fut
 
+    def submit_span(
+        self, source: _Source, offset: int, length: int, width: int, base: Oid | None
+    ) -> Future[ChunkRef]:
+        """Like :meth:`submit`, with the read itself done on the pool: several reads are in
+        flight at once, and no single thread copies every byte."""
+        while len(self.window) >= self.limit:
+            self.window.popleft().result()
+        fut = self.pool.submit(self._read_and_store, source, offset, length, width, base)
+        self.window.append(fut)
+        return fut
+
+    def _read_and_store(
+        self, source: _Source, offset: int, length: int, width: int, base: Oid | None
+    ) -> ChunkRef:
+        try:
+            data = os.pread(source.fd, length, offset)
+        finally:
+            source.done_one()
+        if len(data) != length:
+            raise OSError(f"{source.path}: file shrank while reading ({offset}+{len(data)})")
+        return self._store(data, width, base)
+
     def _store(self, data: bytes, width: int, base: Oid | None) -> ChunkRef:
         oid = hash_bytes(data)
         with self.lock:
@@ -198,6 +220,29 @@ class _ChunkWriter:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Source:
+    """A file open for the pool's reads; closed by the thread that reads its last span."""
+
+    def __init__(self, path: Path, spans: int) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self._left = spans
+        self._lock = threading.Lock()
+
+    def done_one(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
 def _cached_manifest(
     store: ObjectStore, cache: StatCache, entry: SourceEntry
 ) -> tuple[Oid, FileManifest] | None:
@@ -205,7 +250,7 @@ def _cached_manifest(
     manifest and all its chunks are stored; ``None`` means: read the file."""
     if entry.stamp is None:
         return None
-    oid = cache.lookup(str(entry.abspath), entry.stamp)
+    oid = cache.lookup(os.path.abspath(entry.abspath), entry.stamp)
     if oid is None:
         return None
     try:
@@ -217,7 +262,7 @@ def _cached_manifest(
         or manifest.size != entry.size
         or not all(store.has(c.oid) for c in manifest.chunks)
     ):
-        cache.forget(str(entry.abspath))
+        cache.forget(os.path.abspath(entry.abspath))
         return None
     return oid, manifest
 
@@ -248,6 +293,7 @@ def store_tree(
     total = 0
     chunk_count = 0
     unchanged = 0
+    sources: list[_Source] = []
     # Per file: the futures of its chunks, or the manifest the stat cache vouched for.
     pending: list[tuple[SourceEntry, list[Future[ChunkRef]] | tuple[Oid, FileManifest]]] = []
     tree_entries: list[TreeEntry] = []
@@ -270,19 +316,25 @@ def store_tree(
                 continue
             bases = deltas.for_path(entry.path) if deltas is not None else None
             futures = []
-            chunker = chunker or Chunker()
-            for piece, info in chunker.described_pieces(entry.abspath, entry.size):
-                if info is None:
-                    futures.append(writer.submit(piece))
-                    continue
-                base = bases.get((info.tensor, info.index)) if bases else None
-                futures.append(
-                    writer.submit(
-                        piece,
-                        info.width,
-                        base.oid if base is not None and base.size == len(piece) else None,
+            layout = Chunker.layout(entry.abspath, entry.size)
+            if layout is not None:
+                source = _Source(entry.abspath, len(layout))
+                sources.append(source)
+                for (offset, length), info in layout:
+                    base = bases.get((info.tensor, info.index)) if bases and info else None
+                    futures.append(
+                        writer.submit_span(
+                            source,
+                            offset,
+                            length,
+                            info.width if info else 0,
+                            base.oid if base is not None and base.size == length else None,
+                        )
                     )
-                )
+            else:
+                chunker = chunker or Chunker()
+                for piece, _ in chunker.described_pieces(entry.abspath, entry.size):
+                    futures.append(writer.submit(piece))
             pending.append((entry, futures))
             if on_file:
                 on_file(entry)
@@ -296,7 +348,7 @@ def store_tree(
                 stored += res.stored
                 file_oid = res.oid
                 if cache is not None and entry.stamp is not None:
-                    cache.record(str(entry.abspath), entry.stamp, file_oid)
+                    cache.record(os.path.abspath(entry.abspath), entry.stamp, file_oid)
             chunk_count += len(manifest.chunks)
             total += manifest.size
             tree_entries.append(
@@ -304,6 +356,8 @@ def store_tree(
             )
     finally:
         writer.close()
+        for source in sources:
+            source.close()  # those a failure left open
     tree = Tree(tuple(sorted(tree_entries, key=lambda e: e.path)))
     res = store.put(tree.to_bytes(), defer=True)
     return TreeResult(
