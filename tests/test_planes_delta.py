@@ -222,3 +222,20 @@ def test_reach_counts_delta_bases_that_only_deltas_need(repo: Repository, tmp_pa
     only_v2 = reach(repo.store, {repo.resolve("v002")}, ancestors=False)
     assert bases <= set(only_v2.chunks)  # what gc, stats and backup cleanup see as kept
     assert all(only_v2.chunks[b] == 64 * 256 * 4 for b in bases)
+
+
+def test_writer_keeps_delta_chains_short(repo: Repository, tmp_path: Path) -> None:
+    from vault.store import DELTA_DEPTH
+
+    for step in range(1, 6):
+        repo.commit(checkpoint(tmp_path / f"c{step}", step), f"step {step}")
+    depths = []
+    for rev in ("v002", "v003", "v004", "v005"):
+        chunks = delta_chunks(repo, rev)
+        assert len(chunks) == 4
+        depths.append(max(repo.store.head(c).depth for c, _ in chunks))  # type: ignore[union-attr]
+    assert depths == [1, 2, 2, 2] and max(depths) == DELTA_DEPTH
+    for step in range(1, 6):
+        out = tmp_path / f"out{step}"
+        repo.checkout(f"v{step:03d}", out)
+        assert tree_bytes(out) == tree_bytes(tmp_path / f"c{step}")

@@ -18,6 +18,13 @@ from .objects import FileManifest, ManifestError, Tree, Version
 
 OBJECTS = "objects"
 
+DELTA_DEPTH = 2
+"""Longest delta chain this writer makes (the format allows :data:`codec.MAX_DEPTH`). A new
+delta whose nearest base is already this deep is made against that base's own base instead:
+merged model 3 against merged model 1, not 2. Measured on the benchmark series against a
+limit of 4: stored bytes 0.1917 -> 0.1923 of logical, the commit of merged-3 2.66 s -> 1.15 s
+(in-process, same session), and a read decodes at most 2 bases."""
+
 
 def object_key(oid: Oid) -> str:
     """The backend key of an object: ``objects/<2 hex>/<62 hex>``."""
@@ -92,6 +99,8 @@ class ObjectStore:
             return PutResult(oid, len(data), 0)
         base_data = None
         depth = 0
+        if base is not None and width and compress:
+            base = self._shallow_base(base)
         if base is not None and width and compress and base != oid:
             try:
                 base_data, depth = self._get_with_depth(base)
@@ -107,6 +116,18 @@ class ObjectStore:
         )
         self.backend.put(key, encoded, defer=defer)
         return PutResult(oid, len(data), len(encoded))
+
+    def _shallow_base(self, base: Oid) -> Oid | None:
+        """``base``, or the first object down its delta chain that a new delta may sit on
+        (depth below :data:`DELTA_DEPTH`), so reads stay short."""
+        for _ in range(codec.MAX_DEPTH + 1):
+            header = self.head(base)
+            if header is None:
+                return None
+            if header.depth < DELTA_DEPTH or header.base is None:
+                return base
+            base = Oid(header.base)
+        return None
 
     def sync(self) -> None:
         """Make every object put so far durable."""
