@@ -239,3 +239,22 @@ def test_writer_keeps_delta_chains_short(repo: Repository, tmp_path: Path) -> No
         out = tmp_path / f"out{step}"
         repo.checkout(f"v{step:03d}", out)
         assert tree_bytes(out) == tree_bytes(tmp_path / f"c{step}")
+
+
+def test_delta_base_loop_in_a_damaged_header_is_corruption(
+    repo: Repository, tmp_path: Path
+) -> None:
+    repo.commit(checkpoint(tmp_path / "a", 1), "a")
+    repo.commit(checkpoint(tmp_path / "b", 2), "b")
+    chunk, base = delta_chunks(repo, "v002")[0]
+    path = repo.root / object_key(chunk)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    at = codec.HEADER_SIZE + codec.PLANES_HEAD.size
+    assert bytes(data[at : at + 32]).hex() == base
+    data[at : at + 32] = bytes.fromhex(chunk)  # the chunk now names itself as its base
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptObject):
+        repo.store.get(chunk)
+    report = repo.verify()
+    assert not report.ok

@@ -149,14 +149,18 @@ class ObjectStore:
         """
         return self._get_with_depth(oid)[0]
 
-    def _get_with_depth(self, oid: Oid) -> tuple[bytes, int]:
+    def _get_with_depth(self, oid: Oid, budget: int = codec.MAX_DEPTH) -> tuple[bytes, int]:
+        """Content and delta depth of ``oid``; ``budget`` bounds the bases read on the way, so a
+        damaged header naming a base in a loop is an error, not an endless recursion."""
         try:
             stored = self.backend.get(object_key(oid))
         except FileNotFoundError:
             raise ObjectMissing(oid) from None
         try:
             header = codec.read_header(stored)
-            data = codec.decode(stored, self._base_reader(oid), header=header)
+            if header.base is not None and budget <= 0:
+                raise codec.DecodeError("its delta chain is longer than the format allows")
+            data = codec.decode(stored, self._base_reader(budget - 1), header=header)
         except codec.DecodeError as exc:
             raise CorruptObject(oid, why=str(exc)) from None
         actual = hash_bytes(data)
@@ -164,10 +168,10 @@ class ObjectStore:
             raise CorruptObject(oid, actual)
         return data, header.depth
 
-    def _base_reader(self, oid: Oid):  # type: ignore[no-untyped-def]
+    def _base_reader(self, budget: int):  # type: ignore[no-untyped-def]
         def read(base: str) -> bytes:
             try:
-                return self.get(Oid(base))
+                return self._get_with_depth(Oid(base), budget)[0]
             except (ObjectMissing, CorruptObject) as exc:
                 raise codec.DecodeError(
                     f"its delta base {base[:12]} is unreadable ({exc})"
