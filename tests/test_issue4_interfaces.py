@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import make_model_dir
+from conftest import make_model_dir, tree_bytes
 
 from vault import DeleteResult, Repository
 
@@ -243,3 +244,38 @@ def test_restore_reports_an_absolute_destination_and_a_deleted_versions_name(
     result = two.restore(pin.name, "back")
     assert result.dest == str(tmp_path / "back")
     assert (result.version, result.id) == ("v002", pin.id)
+
+
+def test_stored_data_and_snapshots_come_back_after_their_sources_are_gone(
+    repo: Repository, vault_cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    model = make_model_dir(tmp_path / "m", seed=1)
+    data = tmp_path / "data" / "train.jsonl"
+    data.parent.mkdir()
+    data.write_text('{"text": "hello"}\n')
+    snaps = tmp_path / "snaps"
+    (snaps / "step-10").mkdir(parents=True)
+    (snaps / "step-10" / "sample.txt").write_text("sample at step 10")
+    (snaps / "step-20.txt").write_text("sample at step 20")
+    result = vault_cli(
+        "commit", str(model), "-m", "x", "--data", str(data), "--store-data",
+        "--snapshots", str(snaps),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected_data, expected_snaps = data.read_bytes(), tree_bytes(snaps)
+    data.unlink()
+    shutil.rmtree(snaps)
+    repo.gc(grace=0)
+
+    assert vault_cli("checkout", "v001", str(tmp_path / "d"), "--data").exit_code == 0
+    assert tree_bytes(tmp_path / "d") == {str(data).lstrip("/"): expected_data}
+    result = vault_cli("checkout", "v001", str(tmp_path / "s"), "--snapshots", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["files"] == 2
+    assert tree_bytes(tmp_path / "s") == expected_snaps
+
+    repo.commit(model, "without")
+    for flag, hint in (("--data", "--store-data"), ("--snapshots", "--snapshots")):
+        result = vault_cli("checkout", "v002", str(tmp_path / "none"), flag)
+        assert result.exit_code == 2
+        assert result.stderr == f"vault: error: v002 stores no {flag[2:]} (commit it with {hint})\n"
+    assert not (tmp_path / "none").exists()

@@ -180,6 +180,16 @@ class FilesCollected(VaultError):
         self.oid = oid
 
 
+class NoAttachment(VaultError):
+    """A version that stores no training data (or no snapshots) besides its files."""
+
+    def __init__(self, rev: str, role: str) -> None:
+        flag = "--store-data" if role == "data" else f"--{role}"
+        super().__init__(f"{rev} stores no {role} (commit it with {flag})")
+        self.rev = rev
+        self.role = role
+
+
 class PinError(VaultError):
     """A pin name is invalid, exists already, or does not exist."""
 

@@ -718,6 +718,39 @@ class Repository:
             self.store, tree, Path(dest), force=force, progress=progress, durable=durable
         )
 
+    def checkout_attachment(
+        self,
+        rev: str,
+        role: str,
+        dest: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        progress: Progress | None = None,
+        durable: bool = False,
+    ) -> CheckoutResult:
+        """Write what was stored with ``rev`` besides its files under ``dest``, verified (as
+        :meth:`checkout` writes its files).
+
+        Args:
+            role: ``data`` (the training data files of ``commit --store-data``, each at its
+                recorded absolute path without the leading ``/``) or ``snapshots`` (the
+                ``--snapshots`` directory).
+
+        Raises:
+            NoAttachment: ``rev`` stores nothing of that role.
+        """
+        from .errors import NoAttachment
+        from .ops import checkout as checkout_op
+
+        oid = self.resolve(rev)
+        tree_id = self.store.get_version(oid).attachments.get(role)
+        if tree_id is None:
+            raise NoAttachment(rev, role)
+        tree = self.store.get_tree(tree_id)
+        return checkout_op.checkout(
+            self.store, tree, Path(dest), force=force, progress=progress, durable=durable
+        )
+
     # -- model files: tensors, diff, consolidation --------------------------------------------
 
     def load_state_dict(self, rev: str, file: str, framework: str = "pt") -> dict[str, Any]:

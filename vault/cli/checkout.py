@@ -19,13 +19,39 @@ from .common import Context, emit_json, human_bytes, json_option, pass_ctx
     is_flag=True,
     help="Flush every file to disk before returning (slower; survives a power cut).",
 )
+@click.option(
+    "--data",
+    "role",
+    flag_value="data",
+    help="Write the training data stored with REV (commit --store-data) instead of its files.",
+)
+@click.option(
+    "--snapshots",
+    "role",
+    flag_value="snapshots",
+    help="Write the snapshots stored with REV (commit --snapshots) instead of its files.",
+)
 @json_option
 @pass_ctx
-def checkout(ctx: Context, rev: str, dest: str, force: bool, durable: bool, as_json: bool) -> None:
+def checkout(
+    ctx: Context,
+    rev: str,
+    dest: str,
+    force: bool,
+    durable: bool,
+    role: str | None,
+    as_json: bool,
+) -> None:
     """Write the files of REV under DEST, verified."""
     from ..progress import for_terminal
 
-    result = ctx.repo().checkout(rev, dest, force=force, progress=for_terminal(), durable=durable)
+    repo = ctx.repo()
+    if role is not None:
+        result = repo.checkout_attachment(
+            rev, role, dest, force=force, progress=for_terminal(), durable=durable
+        )
+    else:
+        result = repo.checkout(rev, dest, force=force, progress=for_terminal(), durable=durable)
     if as_json:
         emit_json({"dest": str(result.dest), "files": result.files, "bytes": result.bytes})
     else:
