@@ -153,6 +153,20 @@ class Chunker:
         for data, _ in self.described_pieces(path, size):
             yield data
 
+    @staticmethod
+    def layout(path: Path, size: int) -> list[tuple[Span, PieceInfo | None]] | None:
+        """The spans of a safetensors file with what each holds; ``None`` for any other file
+        (or one whose header does not describe it exactly), which is cut by content instead.
+
+        Raises:
+            OSError: when the file cannot be read.
+        """
+        if size == 0 or not is_safetensors_name(path):
+            return None
+        with open(path, "rb", buffering=0) as f:
+            parsed = read_safetensors_header(f, size)  # type: ignore[arg-type]
+        return None if parsed is None else safetensors_layout(parsed[0], parsed[1], size)
+
     def described_pieces(self, path: Path, size: int) -> Iterator[tuple[bytes, PieceInfo | None]]:
         """Like :meth:`pieces`, with what each chunk of a safetensors file holds."""
         with open(path, "rb", buffering=0) as f:
