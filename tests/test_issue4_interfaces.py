@@ -279,3 +279,15 @@ def test_stored_data_and_snapshots_come_back_after_their_sources_are_gone(
         assert result.exit_code == 2
         assert result.stderr == f"vault: error: v002 stores no {flag[2:]} (commit it with {hint})\n"
     assert not (tmp_path / "none").exists()
+
+
+def test_api_commit_takes_description_as_the_message(repo: Repository, tmp_path: Path) -> None:
+    from vault.errors import BadValue
+
+    model = make_model_dir(tmp_path / "model", seed=11, shards=1)
+    res = repo.commit(model, description="first run")
+    assert repo.show(res.version).message == "first run"
+    with pytest.raises(BadValue):
+        repo.commit(model)
+    with pytest.raises(BadValue):
+        repo.commit(model, "a", description="b")

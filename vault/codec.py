@@ -134,7 +134,7 @@ def encode(
     *,
     level: int = DEFAULT_LEVEL,
     width: int = 0,
-    base: bytes | None = None,
+    base: bytes | bytearray | None = None,
     base_oid: str | None = None,
     base_depth: int = 0,
 ) -> bytes:
@@ -229,7 +229,7 @@ def _sample_cost(planes: list[memoryview]) -> int:
 def _encode_planes(
     data: bytes | bytearray | memoryview,
     width: int,
-    base: bytes | None,
+    base: bytes | bytearray | None,
     base_oid: str | None,
     base_depth: int,
 ) -> bytes | None:
@@ -255,7 +255,7 @@ def _encode_planes(
     stored = sum(len(b) for _, b in bodies) + (size - count * width)
     if not delta and stored > size * (1 - MIN_SAVING):
         return None  # planes do not pay: let the caller try plain zstd or raw
-    parts = [
+    parts: list[bytes | memoryview] = [
         HEADER.pack(MAGIC, CODEC_PLANES, size),
         PLANES_HEAD.pack(width, FLAG_DELTA if delta else 0, base_depth + 1 if delta else 0),
     ]
@@ -322,6 +322,7 @@ def decode(
     if header is None:
         header = read_header(stored)
     payload = memoryview(stored)[HEADER_SIZE:]
+    data: bytes | bytearray
     if header.codec == CODEC_RAW:
         data = bytes(payload)
     elif header.codec == CODEC_ZSTD:

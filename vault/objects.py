@@ -26,7 +26,7 @@ class ManifestError(ValueError):
     """Bytes that do not decode to the expected manifest type."""
 
 
-def _load(data: bytes, expected_type: str) -> dict[str, Any]:
+def _load(data: bytes | bytearray, expected_type: str) -> dict[str, Any]:
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -66,7 +66,7 @@ class FileManifest:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> FileManifest:
+    def from_bytes(cls, data: bytes | bytearray) -> FileManifest:
         """Parse a serialised file manifest."""
         doc = _load(data, "file")
         try:
@@ -134,7 +134,7 @@ class Tree:
         return canonical_json({"type": "tree", "entries": [e.to_json() for e in ordered]})
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Tree:
+    def from_bytes(cls, data: bytes | bytearray) -> Tree:
         """Parse a serialised tree."""
         doc = _load(data, "tree")
         try:
@@ -208,7 +208,7 @@ class Version:
         return (self.tree, *(self.attachments[k] for k in sorted(self.attachments)))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Version:
+    def from_bytes(cls, data: bytes | bytearray) -> Version:
         """Parse a serialised version."""
         doc = _load(data, "version")
         try:

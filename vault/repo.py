@@ -362,8 +362,9 @@ class Repository:
     def commit(
         self,
         path: str | os.PathLike[str],
-        message: str,
+        message: str | None = None,
         *,
+        description: str | None = None,
         tags: list[str] | tuple[str, ...] = (),
         meta: dict[str, Any] | None = None,
         progress: Progress | None = None,
@@ -387,6 +388,8 @@ class Repository:
         argument is checked before anything is stored.
 
         Args:
+            message: what this version is (``description`` is the same, by the CLI's name
+                for it; give one of the two).
             rehash: read every file even when the stat cache says it is unchanged.
             name_version: give the version the next ``vNNN`` name (a backup has none).
             move_latest: point ``latest`` at the new version.
@@ -407,6 +410,12 @@ class Repository:
             BadValue: a negative or non-integral step count, a loss that is not a finite number,
                 a data path that is not a file, a snapshots path that is not a directory.
         """
+        if message is None:
+            message = description
+        elif description is not None and description != message:
+            raise BadValue("description", description, "differs from the message given too")
+        if message is None:
+            raise BadValue("description", "", "a version needs a description (message)")
         tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
         for t in tags:
             check_tag_name(t)

@@ -141,15 +141,18 @@ class ObjectStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def get(self, oid: Oid) -> bytes:
-        """Return the content of ``oid``, verified against its id.
+    def get(self, oid: Oid) -> bytes | bytearray:
+        """Return the content of ``oid``, verified against its id (a ``bytearray`` for tensor
+        chunks, which decode in place; treat it as read-only).
 
         A delta-encoded object's base is read (and verified) first; a damaged or missing base
         makes this object unreadable too, reported as this object's damage.
         """
         return self._get_with_depth(oid)[0]
 
-    def _get_with_depth(self, oid: Oid, budget: int = codec.MAX_DEPTH) -> tuple[bytes, int]:
+    def _get_with_depth(
+        self, oid: Oid, budget: int = codec.MAX_DEPTH
+    ) -> tuple[bytes | bytearray, int]:
         """Content and delta depth of ``oid``; ``budget`` bounds the bases read on the way, so a
         damaged header naming a base in a loop is an error, not an endless recursion."""
         try:
@@ -169,7 +172,7 @@ class ObjectStore:
         return data, header.depth
 
     def _base_reader(self, budget: int):  # type: ignore[no-untyped-def]
-        def read(base: str) -> bytes:
+        def read(base: str) -> bytes | bytearray:
             try:
                 return self._get_with_depth(Oid(base), budget)[0]
             except (ObjectMissing, CorruptObject) as exc:

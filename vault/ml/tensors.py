@@ -175,14 +175,14 @@ class StoredFile:
         for c in self.chunks:
             self._starts.append(pos)
             pos += c.size
-        self._cached: tuple[int, bytes] | None = None
+        self._cached: tuple[int, bytes | bytearray] | None = None
 
     @classmethod
     def open(cls, store: ObjectStore, file_oid: Oid, where: str) -> StoredFile:
         """The stored file whose manifest is ``file_oid``."""
         return cls(store, store.get_file(file_oid), where)
 
-    def _chunk(self, i: int) -> bytes:
+    def _chunk(self, i: int) -> bytes | bytearray:
         if self._cached is not None and self._cached[0] == i:
             return self._cached[1]
         data = self.store.get(self.chunks[i].oid)

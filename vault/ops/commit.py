@@ -339,11 +339,11 @@ def store_tree(
             if on_file:
                 on_file(entry)
         stored = 0
-        for entry, futures in pending:
-            if isinstance(futures, tuple):  # unchanged since the stat cache saw it
-                file_oid, manifest = futures
+        for entry, work in pending:
+            if isinstance(work, tuple):  # unchanged since the stat cache saw it
+                file_oid, manifest = work
             else:
-                manifest = FileManifest(tuple(f.result() for f in futures))
+                manifest = FileManifest(tuple(f.result() for f in work))
                 res = store.put(manifest.to_bytes(), defer=True)
                 stored += res.stored
                 file_oid = res.oid
