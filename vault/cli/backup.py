@@ -7,12 +7,12 @@ the PATH of ``vault backup create``.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+from .maintenance import print_verify_report
 from .pin import describe_pin, pin_options, print_restore
 
 DEFAULT_COMMAND = "create"
@@ -135,28 +135,7 @@ def verify_(ctx: Context, pin: str | None, as_json: bool) -> None:
     from ..progress import for_terminal
 
     report = ctx.repo().backup_verify(pin, progress=for_terminal())
-    if as_json:
-        emit_json(
-            {
-                "ok": report.ok,
-                "versions": report.versions,
-                "objects": report.objects,
-                "bytes": report.bytes,
-                "damaged": report.damaged,
-            }
-        )
-    else:
-        for d in report.damaged:
-            click.echo(f"{d.problem} object {d.oid}: {d.detail}; breaks {', '.join(d.versions)}")
-        if report.ok:
-            click.echo(
-                f"ok: {report.objects} objects of {report.versions} pinned versions"
-                f" ({human_bytes(report.bytes)}) verified"
-            )
-        else:
-            click.echo(f"vault: error: {len(report.damaged)} damaged objects", err=True)
-    if not report.ok:
-        sys.exit(1)
+    print_verify_report(report, as_json, "pinned versions")
 
 
 @backup.command()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+
+if TYPE_CHECKING:
+    from ..ops.verify import VerifyReport
 
 GRACE_HELP = "Keep unreachable objects younger than this (e.g. 0s, 30m, 2h, 14d)."
 
@@ -42,6 +46,15 @@ def verify(ctx: Context, rev: str | None, as_json: bool) -> None:
     from ..progress import for_terminal
 
     report = ctx.repo().verify(rev, progress=for_terminal())
+    print_verify_report(report, as_json, "versions")
+
+
+def print_verify_report(report: VerifyReport, as_json: bool, what: str) -> None:
+    """Print a verify report (JSON or text) and exit 1 when anything is damaged.
+
+    Args:
+        what: how the text calls the versions checked ("versions", "pinned versions").
+    """
     if as_json:
         emit_json(
             {
@@ -57,7 +70,7 @@ def verify(ctx: Context, rev: str | None, as_json: bool) -> None:
             click.echo(f"{d.problem} object {d.oid}: {d.detail}; breaks {', '.join(d.versions)}")
         if report.ok:
             click.echo(
-                f"ok: {report.objects} objects in {report.versions} versions"
+                f"ok: {report.objects} objects in {report.versions} {what}"
                 f" ({human_bytes(report.bytes)}) verified"
             )
         else:
