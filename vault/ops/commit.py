@@ -314,10 +314,11 @@ def store_tree(
                 if on_file:
                     on_file(entry)
                 continue
-            bases = deltas.for_path(entry.path) if deltas is not None else None
             futures = []
             layout = Chunker.layout(entry.abspath, entry.size)
             if layout is not None:
+                # Only tensor pieces are delta-encoded: look for bases for safetensors only.
+                bases = deltas.for_path(entry.path) if deltas is not None else None
                 source = _Source(entry.abspath, len(layout))
                 sources.append(source)
                 for (offset, length), info in layout:
