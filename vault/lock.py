@@ -7,16 +7,53 @@ leaves a repository locked.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import LockTimeout
+from .errors import BadValue, LockTimeout
 
-DEFAULT_TIMEOUT = float(os.environ.get("VAULT_LOCK_TIMEOUT", "600"))
+TIMEOUT_ENV = "VAULT_LOCK_TIMEOUT"
+DEFAULT_TIMEOUT = 600.0
 _POLL = 0.05
+
+
+_TIMEOUT_HELP = "use a finite number of seconds, 0 or more (e.g. 600)"
+
+
+def check_timeout(value: float) -> float:
+    """Return ``value`` if it is a usable number of seconds to wait: finite and not negative.
+
+    Raises:
+        BadValue: a negative, infinite or NaN timeout (NaN would wait forever).
+    """
+    if not math.isfinite(value) or value < 0:
+        raise BadValue("lock timeout", value, _TIMEOUT_HELP)
+    return value
+
+
+def default_timeout() -> float:
+    """The seconds to wait for a lock: ``$VAULT_LOCK_TIMEOUT`` when set, else 600.
+
+    Read at each use, not at import, so that a bad value is an error of the command that
+    needs a lock rather than of ``import vault``.
+
+    Raises:
+        BadValue: the variable is not a finite number of seconds, 0 or more.
+    """
+    text = os.environ.get(TIMEOUT_ENV, "")
+    if text == "":
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise BadValue(TIMEOUT_ENV, text, _TIMEOUT_HELP)
+    return value
 
 
 @contextmanager
@@ -26,9 +63,14 @@ def file_lock(path: Path, *, shared: bool = False, timeout: float | None = None)
     Args:
         path: the lock file (created when missing).
         shared: take a shared lock (many holders) instead of an exclusive one.
-        timeout: seconds to wait for the lock before raising :class:`LockTimeout`.
+        timeout: seconds to wait for the lock before raising :class:`LockTimeout`; default
+            :func:`default_timeout`.
+
+    Raises:
+        BadValue: a negative, infinite or NaN timeout.
+        LockTimeout: the lock was not free within the timeout.
     """
-    limit = DEFAULT_TIMEOUT if timeout is None else timeout
+    limit = default_timeout() if timeout is None else check_timeout(timeout)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         op = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
