@@ -116,3 +116,66 @@ def test_a_bad_crashpoint_is_one_line(repo: Path, tmp_path: Path) -> None:
         repo, "commit", str(tmp_path / "model"), "-m", "two", env=vault_env(VAULT_CRASHPOINT="x:y")
     )
     assert_clean_error(proc, "VAULT_CRASHPOINT")
+
+
+# -- absurd durations and counts -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expires", ["999999999999d", "99999999999w", "9" * 40])
+def test_an_expiry_past_year_9999_is_refused(repo: Path, tmp_path: Path, expires: str) -> None:
+    before = _state(repo)
+    assert_clean_error(
+        run_vault(repo, "pin", "v001", "--reason", "x", "--expires", expires), "expiry", "9999"
+    )
+    assert_clean_error(
+        run_vault(repo, "backup", str(tmp_path / "model"), "--reason", "x", "--expires", expires),
+        "expiry",
+    )
+    assert _state(repo) == before
+
+
+def test_a_duration_too_long_to_compute_is_refused(repo: Path) -> None:
+    """400 digits made gc's grace infinite and its --json print 'Infinity', which no JSON
+    parser reads."""
+    assert_clean_error(run_vault(repo, "gc", "--json", "--grace", "9" * 400 + "w"), "duration")
+    assert_clean_error(run_vault(repo, "gc", "--grace", "1e400d"), "duration")
+    huge = json.loads(ok(run_vault(repo, "gc", "--dry-run", "--json", "--grace", "9" * 300)).stdout)
+    assert huge["grace_seconds"] == float("9" * 300) and huge["objects"] == 0
+
+
+@pytest.mark.parametrize("days", ["1e999", "inf", "nan"])
+def test_retention_days_must_be_finite(repo: Path, days: str) -> None:
+    ok(run_vault(repo, "pin", "v001", "--reason", "x", "--name", "kept"))
+    before = _state(repo)
+    proc = run_vault(repo, "backup", "cleanup", "--retention-days", days, "--execute")
+    assert_clean_error(proc, "retention days", "finite")
+    assert _state(repo) == before
+
+
+def test_a_huge_keep_last_keeps_every_pin(repo: Path) -> None:
+    ok(run_vault(repo, "pin", "v001", "--reason", "x", "--name", "kept"))
+    plan = json.loads(
+        ok(run_vault(repo, "backup", "cleanup", "--keep-last", "9" * 400, "--json")).stdout
+    )
+    assert plan["unpin"] == [] and [p["name"] for p in plan["keep"]] == ["kept"]
+
+
+# -- hand-edited refs.json -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", [9, "soon", ["2020-01-01"]])
+def test_a_pin_whose_dates_cannot_be_read_is_listed_and_kept(repo: Path, when: object) -> None:
+    """A pin's created or expires edited to something that is no date: backup list used to
+    end in a traceback (a number has no .replace), and cleanup took the pin for expired in
+    1970 and unpinned it."""
+    ok(run_vault(repo, "pin", "v001", "--reason", "x", "--name", "odd"))
+    doc = _refs(repo)
+    doc["pins"]["odd"].update(created=when, expires=when)
+    _set_refs(repo, doc)
+    listed = ok(run_vault(repo, "backup", "list")).stdout.splitlines()
+    assert [row.split()[0] for row in listed] == ["NAME", "odd"]
+    for args in ([], ["--retention-days", "0"], ["--keep-last", "1"]):
+        plan = json.loads(ok(run_vault(repo, "backup", "cleanup", "--json", *args)).stdout)
+        assert plan["unpin"] == [], args
+    ok(run_vault(repo, "backup", "cleanup", "--retention-days", "0", "--execute"))
+    assert "pins/odd" in _refs(repo)["refs"]
