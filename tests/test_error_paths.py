@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 import pytest
-from faultkit import assert_clean_error, ok, run_vault, vault_env
+from faultkit import assert_clean_error, log_json, ok, run_vault, vault_env
 
 from vault import Repository
+from vault.errors import BrokenParent, VaultError
 from vault.objects import KIND_FILE, ChunkRef, FileManifest
 from vault.refs import LATEST, VERSIONS, now_iso
 
@@ -179,3 +180,67 @@ def test_a_pin_whose_dates_cannot_be_read_is_listed_and_kept(repo: Path, when: o
         assert plan["unpin"] == [], args
     ok(run_vault(repo, "backup", "cleanup", "--retention-days", "0", "--execute"))
     assert "pins/odd" in _refs(repo)["refs"]
+
+
+# -- init ------------------------------------------------------------------------------------
+
+
+def test_init_over_a_regular_file_says_it_is_not_a_directory(tmp_path: Path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("mine\n")
+    line = assert_clean_error(run_vault(target, "init"), "exists and is not a directory")
+    assert "repository" not in line
+    assert target.read_text() == "mine\n"
+
+
+# -- a broken latest -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what", ["missing", "tree"])
+def test_commit_refuses_a_latest_that_is_not_a_readable_version(
+    repo: Path, tmp_path: Path, what: str
+) -> None:
+    """Before, commit wrote the bad id as the parent of a new immutable version, and from then
+    on log and gc failed."""
+    doc = _refs(repo)
+    r = Repository.open(repo)
+    bad = "ab" * 32 if what == "missing" else r.store.get_version(doc["refs"][LATEST]).tree
+    doc["refs"][LATEST] = bad
+    _set_refs(repo, doc)
+    before = _state(repo)
+    versions_before = _versions_in_store(r)
+    line = assert_clean_error(
+        run_vault(repo, "commit", str(tmp_path / "model"), "-m", "two"),
+        f"latest ({bad[:12]}",
+        "is not a readable version",
+        "run 'vault verify'",
+    )
+    assert ("missing" if what == "missing" else "not a version") in line
+    assert _state(repo) == before
+    assert _versions_in_store(r) == versions_before  # no version names the bad parent
+    # Repaired by hand, the repository takes the next commit as if nothing happened.
+    doc["refs"][LATEST] = doc["refs"]["versions/v001"]
+    _set_refs(repo, doc)
+    ok(run_vault(repo, "commit", str(tmp_path / "model"), "-m", "two"))
+    assert [e["version"] for e in log_json(repo)] == ["v002", "v001"]
+    ok(run_vault(repo, "gc", "--grace", "0s"))
+
+
+def _versions_in_store(r: Repository) -> set[str]:
+    found = set()
+    for oid, _ in r.store.list():
+        try:
+            r.store.get_version(oid)
+        except VaultError:  # a tree, a chunk: not a version
+            continue
+        found.add(oid)
+    return found
+
+
+def test_the_api_refuses_a_parent_that_is_not_a_version(repo: Path, tmp_path: Path) -> None:
+    r = Repository.open(repo)
+    tree = r.store.get_version(r.resolve("v001")).tree
+    with pytest.raises(BrokenParent) as info:
+        r.commit(tmp_path / "model", "x", parents=[tree])
+    assert info.value.ref == "parent" and info.value.oid == tree
+    assert [e["version"] for e in log_json(repo)] == ["v001"]

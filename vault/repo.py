@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from .backend import LocalBackend
 from .errors import (
     BadValue,
+    BrokenParent,
     CorruptObject,
     FilesCollected,
+    NotADirectory,
     NotConfirmed,
     ObjectMissing,
     PinError,
@@ -222,12 +224,16 @@ class Repository:
         Args:
             workdir: the working directory ``restore`` writes into when given no destination
                 (e.g. ``current_model/``); recorded in ``config.json``.
+
+        Raises:
+            RepoExists: ``path`` holds a repository already.
+            NotADirectory: ``path`` exists and is not a directory.
         """
         root = Path(path)
         if (root / CONFIG).exists():
             raise RepoExists(str(root))
         if root.exists() and not root.is_dir():
-            raise RepoExists(str(root))
+            raise NotADirectory(str(root))
         for sub in ("objects", "logs", "locks", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         repo = cls(root, **kwargs)
@@ -409,6 +415,8 @@ class Repository:
             PathNotFound: ``path``, a data file or the snapshots directory does not exist.
             BadValue: a negative or non-integral step count, a loss that is not a finite number,
                 a data path that is not a file, a snapshots path that is not a directory.
+            BrokenParent: ``latest`` (or a given parent) is not a readable version; nothing a
+                ref names is written.
         """
         if message is None:
             message = description
@@ -474,6 +482,12 @@ class Repository:
                     version_parents = (parent,)
                 else:
                     version_parents = ()
+                for p in version_parents:  # read here, under the lock that publishes the child
+                    try:
+                        self.store.get_version(p)
+                    except VaultError as exc:
+                        ref = LATEST if p == parent else "parent"
+                        raise BrokenParent(ref, p, exc.message) from None
                 name = txn.allocate_version_name() if name_version else None
                 version = Version(
                     tree=stored.tree,
