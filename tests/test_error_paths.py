@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from faultkit import assert_clean_error, log_json, ok, run_vault, vault_env
+from faultkit import assert_clean_error, log_json, ok, run_vault, snapshot, vault_env
+from safetensors.numpy import save_file
 
 from vault import Repository
 from vault.errors import BrokenParent, VaultError
@@ -244,3 +246,60 @@ def test_the_api_refuses_a_parent_that_is_not_a_version(repo: Path, tmp_path: Pa
         r.commit(tmp_path / "model", "x", parents=[tree])
     assert info.value.ref == "parent" and info.value.oid == tree
     assert [e["version"] for e in log_json(repo)] == ["v001"]
+
+
+# -- hostile objects -------------------------------------------------------------------------
+
+
+def test_a_version_with_an_out_of_range_number_is_corrupt(repo: Path) -> None:
+    """JSON's 1e400 reads as infinity; int() of it raised OverflowError, a traceback."""
+    _plant_version(repo, ["a"], files=1e400)
+    assert_clean_error(run_vault(repo, "log"), "corrupt object", "bad version")
+
+
+def test_a_version_nested_too_deeply_is_corrupt(repo: Path) -> None:
+    r = Repository.open(repo)
+    oid = r.store.put(DEEP_JSON, compress=False).oid
+    doc = _refs(repo)
+    doc["refs"][LATEST] = oid
+    _set_refs(repo, doc)
+    assert_clean_error(run_vault(repo, "log"), "corrupt object", oid[:12], "not JSON")
+
+
+# -- a user's files whose JSON is nested too deeply ------------------------------------------
+
+
+def test_commit_stores_files_whose_json_is_nested_too_deeply(repo: Path, tmp_path: Path) -> None:
+    """A .safetensors file whose header, or a trainer_state.json whose content, nests past
+    the parser's limit made commit fail with RecursionError: such files are just bytes."""
+    ckpt = tmp_path / "checkpoint-1"
+    ckpt.mkdir()
+    head = b"[" * 5000 + b"]" * 5000
+    (ckpt / "model.safetensors").write_bytes(len(head).to_bytes(8, "little") + head)
+    (ckpt / "trainer_state.json").write_bytes(DEEP_JSON)
+    save_file({"w": np.ones(4, dtype=np.float32)}, str(ckpt / "good.safetensors"))
+    ok(run_vault(repo, "commit", str(ckpt), "-m", "deep"))
+    out = tmp_path / "out"
+    ok(run_vault(repo, "checkout", "v002", str(out)))
+    assert snapshot(out) == snapshot(ckpt)
+    # A real safetensors file where the last version had the nested one: looking for delta
+    # bases reads the old header, and diff reads both.
+    save_file({"w": np.ones(4, dtype=np.float32)}, str(ckpt / "model.safetensors"))
+    ok(run_vault(repo, "commit", str(ckpt), "-m", "real"))
+    diffed = ok(run_vault(repo, "diff", "v002", "v003")).stdout.splitlines()
+    assert diffed[0] == "M model.safetensors"
+
+
+def test_consolidate_refuses_an_adapter_config_nested_too_deeply(
+    repo: Path, tmp_path: Path
+) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_bytes(DEEP_JSON)
+    save_file({"w": np.ones(4, dtype=np.float32)}, str(adapter / "adapter_model.safetensors"))
+    before = _state(repo)
+    proc = run_vault(
+        repo, "consolidate", "--base", str(tmp_path / "model"), "--adapter", str(adapter), "-m", "x"
+    )
+    assert_clean_error(proc, "adapter_config.json is not valid JSON")
+    assert _state(repo) == before

@@ -121,7 +121,7 @@ def read_safetensors_header(f: BinaryIO, file_size: int) -> tuple[int, dict] | N
         return None
     try:
         header = json.loads(f.read(n))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # too deeply nested: not a header
         return None
     if not isinstance(header, dict):
         return None

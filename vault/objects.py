@@ -29,7 +29,7 @@ class ManifestError(ValueError):
 def _load(data: bytes | bytearray, expected_type: str) -> dict[str, Any]:
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ManifestError(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("type") != expected_type:
         raise ManifestError(f"not a {expected_type} manifest")
@@ -226,5 +226,5 @@ class Version:
                     str(k): check_oid(v) for k, v in (doc.get("attachments") or {}).items()
                 },
             )
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as exc:
             raise ManifestError(f"bad version: {exc}") from exc

@@ -122,7 +122,7 @@ def parse_header(raw: bytes, file_size: int, where: str) -> Header:
     """
     try:
         doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise NotSafetensors(where, f"header is not JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise NotSafetensors(where, "header is not a JSON object")

@@ -80,7 +80,7 @@ class DeltaBases:
                 continue
             try:
                 return self._pieces(entry.file)
-            except (VaultError, ValueError, KeyError, TypeError, struct.error):
+            except (VaultError, ValueError, KeyError, TypeError, RecursionError, struct.error):
                 return None
         return None
 
