@@ -10,6 +10,9 @@ Commands run as real processes (``python -m vault``); hostile objects are writte
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +306,124 @@ def test_consolidate_refuses_an_adapter_config_nested_too_deeply(
     )
     assert_clean_error(proc, "adapter_config.json is not valid JSON")
     assert _state(repo) == before
+
+
+# -- log -n ----------------------------------------------------------------------------------
+
+
+def test_log_n_zero_prints_nothing_and_negative_n_is_a_usage_error(repo: Path) -> None:
+    proc = ok(run_vault(repo, "log", "-n", "0"))
+    assert proc.stdout == "" and proc.stderr == ""
+    assert json.loads(ok(run_vault(repo, "log", "-n", "0", "--json")).stdout) == []
+    assert proc.returncode == 0
+    usage = run_vault(repo, "log", "-n", "-1")
+    assert_clean_error(usage, "-n")
+    assert usage.returncode == 2
+
+
+# -- names with control characters -----------------------------------------------------------
+
+
+def test_show_and_diff_escape_control_characters_in_file_names(repo: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "a\nb.txt").write_text("1")
+    (model / "tab\there").write_text("2")
+    (model / "plain name.txt").write_text("3")
+    os.symlink("x\ny", model / "link")
+    ok(run_vault(repo, "commit", str(model), "-m", "two"))
+    shown = ok(run_vault(repo, "show", "v002")).stdout.splitlines()
+    files = [line.strip() for line in shown if line.startswith("  ")]
+    assert '1 B  "a\\nb.txt"' in files
+    assert '1 B  "tab\\there"' in files
+    assert "1 B  plain name.txt" in files
+    assert 'link  link -> "x\\ny"' in files
+    assert "\t" not in "".join(shown)
+    diffed = ok(run_vault(repo, "diff", "v001", "v002")).stdout.splitlines()
+    assert sorted(diffed) == sorted(
+        ['A "a\\nb.txt"', 'A "tab\\there"', "A plain name.txt", "A link"]
+    )
+    # JSON keeps the names as they are.
+    paths = {
+        f["path"] for f in json.loads(ok(run_vault(repo, "show", "v002", "--json")).stdout)["files"]
+    }
+    assert {"a\nb.txt", "tab\there"} <= paths
+
+
+@pytest.mark.parametrize(
+    ("path", "printed"),
+    [("a\x00b", '"a\\x00b"'), ("\udcffname", '"\\udcffname"'), ('q"\\', '"q\\"\\\\"')],
+)
+def test_a_hostile_stored_path_prints_escaped(repo: Path, path: str, printed: str) -> None:
+    """A NUL or a lone surrogate in a stored path (no commit makes one) used to reach the
+    terminal raw, or to end ``show`` with a UnicodeEncodeError traceback."""
+    name = _plant_version(repo, [path])
+    shown = ok(run_vault(repo, "show", name))
+    assert f"1 B  {printed}" in shown.stdout
+    assert "\x00" not in shown.stdout
+    assert (
+        json.loads(ok(run_vault(repo, "show", name, "--json")).stdout)["files"][0]["path"] == path
+    )
+    diffed = ok(run_vault(repo, "diff", "v001", name))
+    assert f"A {printed}" in diffed.stdout.splitlines()
+    assert json.loads(ok(run_vault(repo, "diff", "v001", name, "--json")).stdout)
+    ok(run_vault(repo, "log"))
+    ok(run_vault(repo, "log", "--json"))
+
+
+def test_an_error_message_is_one_line_whatever_the_path(repo: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no\nsuch"
+    line = assert_clean_error(run_vault(repo, "commit", str(missing), "-m", "x"), "path not found")
+    assert line.endswith("no\\nsuch")
+
+
+# -- JSON output -----------------------------------------------------------------------------
+
+
+def test_json_output_carries_no_nan(repo: Path) -> None:
+    """A stored NaN (JSON readers accept the literal; Python's too) is printed as null, never
+    as NaN, which no strict JSON parser reads."""
+    name = _plant_version(repo, ["a"], training={"loss": float("nan"), "eval_loss": 1e400})
+    out = ok(run_vault(repo, "show", name, "--json")).stdout
+    info = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
+    assert info["loss"] is None and info["eval_loss"] is None
+
+
+# -- unexpected exceptions -------------------------------------------------------------------
+
+
+def test_an_unexpected_exception_is_one_line_with_status_70(repo: Path) -> None:
+    """A refs.json nested too deeply raises RecursionError, which no layer expects."""
+    (repo / "refs.json").write_bytes(DEEP_JSON)
+    proc = run_vault(repo, "log")
+    line = assert_clean_error(proc, "internal error: RecursionError:", "(run with --debug)")
+    assert proc.returncode == INTERNAL_ERROR, line
+    debug = run_vault(repo, "--debug", "log")
+    assert "Traceback" in debug.stderr and "RecursionError" in debug.stderr
+    assert debug.returncode != 0
+
+
+MEMORY_LIMITED_RUNNER = r"""
+import resource, sys
+from vault.cli.main import main
+with open("/proc/self/status") as f:
+    vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.RLIM_INFINITY))
+sys.argv = ["vault", *sys.argv[1:]]
+main()
+"""
+
+
+def test_memory_error_is_one_line_with_status_70(repo: Path) -> None:
+    """Address space limited to 256 MiB more than vault needs once imported; a refs.json of
+    4 GiB (sparse: no disk used) cannot be read into it."""
+    with open(repo / "refs.json", "r+b") as f:
+        f.truncate(4 << 30)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_LIMITED_RUNNER, "--repo", str(repo), "log"],
+        env=vault_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_clean_error(proc, "internal error: MemoryError")
+    assert proc.returncode == INTERNAL_ERROR
