@@ -427,3 +427,38 @@ def test_memory_error_is_one_line_with_status_70(repo: Path) -> None:
     )
     assert_clean_error(proc, "internal error: MemoryError")
     assert proc.returncode == INTERNAL_ERROR
+
+
+# -- empty paths -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["restore", "v001", ""],
+        ["checkout", "v001", "", "--force"],
+        ["commit", "", "-m", "x"],
+        ["commit", "{model}", "-m", "x", "--data", ""],
+        ["backup", "", "--reason", "x"],
+        ["backup", "restore", "{pin}", ""],
+        ["consolidate", "--base", "", "--adapter", "{model}", "-m", "x"],
+        ["show", "v001", "--plot", ""],
+    ],
+    ids=lambda a: "-".join(x for x in a if x and not x.startswith("{"))[:40],
+)
+def test_an_empty_path_is_a_usage_error_not_the_current_directory(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """ "" meant the current directory: 'vault restore v001 "$DEST"' with DEST unset replaced
+    everything in it."""
+    ok(run_vault(repo, "pin", "v001", "--reason", "x", "--name", "kept"))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "precious.txt").write_text("mine\n")
+    monkeypatch.chdir(cwd)
+    before, files = _state(repo), snapshot(cwd)
+    names = {"{model}": str(tmp_path / "model"), "{pin}": "kept"}
+    proc = run_vault(repo, *[names.get(a, a) for a in args])
+    assert_clean_error(proc, "must not be empty")
+    assert proc.returncode == 2
+    assert _state(repo) == before and snapshot(cwd) == files

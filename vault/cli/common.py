@@ -19,6 +19,7 @@ from ..progress import human_bytes
 __all__ = [
     "INTERNAL_ERROR",
     "Context",
+    "PathArg",
     "emit_json",
     "fail",
     "human_bytes",
@@ -53,6 +54,17 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+class PathArg(click.Path):
+    """A path on the command line, never empty: ``""`` would mean the current directory, and an
+    unset shell variable (``vault restore v3 "$DEST"``) must not make that choice silently."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Refuse ``""``; otherwise as :class:`click.Path`."""
+        if value == "":
+            self.fail("must not be empty (an unset variable?)", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def json_option(f: F) -> F:

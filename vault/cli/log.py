@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Context, emit_json, human_bytes, json_option, pass_ctx, quote
+from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx, quote
 
 
 def _date(created: str) -> str:
@@ -64,7 +64,7 @@ def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_jso
 @click.option(
     "--plot",
     metavar="FILE.png",
-    type=click.Path(dir_okay=False),
+    type=PathArg(dir_okay=False),
     help="Render the learning curve to an image (needs matplotlib).",
 )
 @json_option
