@@ -140,7 +140,7 @@ def atomic_write(
 
 
 def append_durably(path: Path, line: bytes) -> None:
-    """Append one record to an append-only log and fsync it.
+    """Append one record to an append-only log and fsync it and its directory.
 
     A crash may leave a torn last line; readers of such logs skip lines they cannot parse.
     """
@@ -160,6 +160,10 @@ def append_durably(path: Path, line: bytes) -> None:
         raise
     finally:
         os.close(fd)
+    # The log may be new, or created by a writer killed before it synced the directory: its
+    # entry must be durable too, or a power cut loses every line. An unchanged directory costs
+    # next to nothing to sync.
+    fsync_dir(path.parent)
 
 
 def _unlink_quietly(path: Path) -> None:
