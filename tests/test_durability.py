@@ -228,6 +228,16 @@ Operation = Callable[[World, Path], object]
 """An operation under test, given the world and the repository's path."""
 
 
+def _init(world: World, repo: Path) -> None:
+    Repository.init(repo)
+
+
+def _init_after_killed_init(world: World, repo: Path) -> None:
+    """``init`` run again after a killed one had made the folder (in the page cache only)."""
+    repo.mkdir()
+    Repository.init(repo)
+
+
 def _commit(message: str) -> Operation:
     def commit(world: World, repo: Path) -> None:
         Repository.open(repo).commit(world.sources[message], message)
@@ -256,6 +266,8 @@ def _gc(world: World, repo: Path) -> None:
 
 
 OPERATIONS: dict[str, tuple[str, Operation]] = {
+    "init": ("empty", _init),
+    "init-after-killed-init": ("empty", _init_after_killed_init),
     "first-commit": ("init", _commit("first")),
     "second-commit": ("v1", _commit("second")),
     "commit-of-one-new-object": ("v2", _commit("renamed")),

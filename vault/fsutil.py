@@ -34,6 +34,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(path: Path) -> None:
+    """Create the directory ``path`` and its missing parents, durably: the directory holding
+    each one is fsynced, and so is ``path``'s parent even when ``path`` existed (an earlier,
+    killed caller may have created it without syncing)."""
+    missing = []
+    cur = path
+    while not cur.is_dir():
+        missing.append(cur)
+        cur = cur.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+        fsync_dir(d.parent)
+    if not missing:
+        fsync_dir(path.parent)
+
+
 def reraise_disk_full(exc: OSError, where: Path) -> None:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         raise DiskFull(str(where)) from exc
