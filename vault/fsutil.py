@@ -34,6 +34,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(path: Path) -> None:
+    """Create the directory ``path`` and its missing parents, durably: the directory holding
+    each one is fsynced, and so is ``path``'s parent even when ``path`` existed (an earlier,
+    killed caller may have created it without syncing)."""
+    missing = []
+    cur = path
+    while not cur.is_dir():
+        missing.append(cur)
+        cur = cur.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+        fsync_dir(d.parent)
+    if not missing:
+        fsync_dir(path.parent)
+
+
 def reraise_disk_full(exc: OSError, where: Path) -> None:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         raise DiskFull(str(where)) from exc
@@ -140,7 +160,7 @@ def atomic_write(
 
 
 def append_durably(path: Path, line: bytes) -> None:
-    """Append one record to an append-only log and fsync it.
+    """Append one record to an append-only log and fsync it and its directory.
 
     A crash may leave a torn last line; readers of such logs skip lines they cannot parse.
     """
@@ -160,6 +180,10 @@ def append_durably(path: Path, line: bytes) -> None:
         raise
     finally:
         os.close(fd)
+    # The log may be new, or created by a writer killed before it synced the directory: its
+    # entry must be durable too, or a power cut loses every line. An unchanged directory costs
+    # next to nothing to sync.
+    fsync_dir(path.parent)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -33,7 +33,7 @@ from .errors import (
     VaultError,
 )
 from .faults import crashpoint
-from .fsutil import atomic_write
+from .fsutil import atomic_write, make_dirs
 from .ids import Oid
 from .lock import file_lock
 from .objects import KIND_FILE, Tree, Version
@@ -234,8 +234,9 @@ class Repository:
             raise RepoExists(str(root))
         if root.exists() and not root.is_dir():
             raise NotADirectory(str(root))
+        make_dirs(root)  # a power cut after init must not lose the repository's folder
         for sub in ("objects", "logs", "locks", "tmp"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+            (root / sub).mkdir(exist_ok=True)  # durable with refs.json or config.json below
         repo = cls(root, **kwargs)
         if not repo.refs.path.exists():
             repo.refs.initialise()
