@@ -2,7 +2,9 @@
 
 The caller hands over bytes and gets back their id; it never names an id for new content. Every
 read re-hashes the decoded content and raises :class:`~vault.errors.CorruptObject` on mismatch, so
-damaged bytes never leave the store.
+damaged bytes never leave the store. Every read also bounds the content length the object's
+header declares before anything is decoded, so a damaged or hostile header cannot make a read
+allocate more than the caller expects.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ delta whose nearest base is already this deep is made against that base's own ba
 merged model 3 against merged model 1, not 2. Measured on the benchmark series against a
 limit of 4: stored bytes 0.1917 -> 0.1923 of logical, the commit of merged-3 2.66 s -> 1.15 s
 (in-process, same session), and a read decodes at most 2 bases."""
+
+MAX_MANIFEST_SIZE = 256 << 20
+"""Longest content a read without an expected length accepts (file manifests, trees, versions):
+a file manifest of a 1 TB file cut into 1 MiB chunks is about 75 MB."""
 
 
 def object_key(oid: Oid) -> str:
@@ -103,7 +109,7 @@ class ObjectStore:
             base = self._shallow_base(base)
         if base is not None and width and compress and base != oid:
             try:
-                base_data, depth = self._get_with_depth(base)
+                base_data, depth = self._get_with_depth(base, len(data))
             except (ObjectMissing, CorruptObject):
                 base_data = None
         encoded = codec.encode(
@@ -141,17 +147,22 @@ class ObjectStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def get(self, oid: Oid) -> bytes | bytearray:
+    def get(self, oid: Oid, *, size: int | None = None) -> bytes | bytearray:
         """Return the content of ``oid``, verified against its id (a ``bytearray`` for tensor
         chunks, which decode in place; treat it as read-only).
 
         A delta-encoded object's base is read (and verified) first; a damaged or missing base
         makes this object unreadable too, reported as this object's damage.
+
+        Args:
+            size: the content length the caller knows (a chunk's length in its file manifest).
+                The object's header must declare exactly this, checked before anything is
+                decoded; without it, the header may declare at most :data:`MAX_MANIFEST_SIZE`.
         """
-        return self._get_with_depth(oid)[0]
+        return self._get_with_depth(oid, size)[0]
 
     def _get_with_depth(
-        self, oid: Oid, budget: int = codec.MAX_DEPTH
+        self, oid: Oid, size: int | None = None, budget: int = codec.MAX_DEPTH
     ) -> tuple[bytes | bytearray, int]:
         """Content and delta depth of ``oid``; ``budget`` bounds the bases read on the way, so a
         damaged header naming a base in a loop is an error, not an endless recursion."""
@@ -161,9 +172,16 @@ class ObjectStore:
             raise ObjectMissing(oid) from None
         try:
             header = codec.read_header(stored)
+            if size is not None and header.size != size:
+                raise codec.DecodeError(f"its header declares {header.size} bytes, expected {size}")
+            if size is None and header.size > MAX_MANIFEST_SIZE:
+                raise codec.DecodeError(
+                    f"its header declares {header.size} bytes, more than the"
+                    f" {MAX_MANIFEST_SIZE} a manifest may hold"
+                )
             if header.base is not None and budget <= 0:
                 raise codec.DecodeError("its delta chain is longer than the format allows")
-            data = codec.decode(stored, self._base_reader(budget - 1), header=header)
+            data = codec.decode(stored, self._base_reader(header.size, budget - 1), header=header)
         except codec.DecodeError as exc:
             raise CorruptObject(oid, why=str(exc)) from None
         actual = hash_bytes(data)
@@ -171,10 +189,12 @@ class ObjectStore:
             raise CorruptObject(oid, actual)
         return data, header.depth
 
-    def _base_reader(self, budget: int):  # type: ignore[no-untyped-def]
+    def _base_reader(self, size: int, budget: int):  # type: ignore[no-untyped-def]
+        """Reads a delta's base, which must hold ``size`` bytes like the delta itself."""
+
         def read(base: str) -> bytes | bytearray:
             try:
-                return self._get_with_depth(Oid(base), budget)[0]
+                return self._get_with_depth(Oid(base), size, budget)[0]
             except (ObjectMissing, CorruptObject) as exc:
                 raise codec.DecodeError(
                     f"its delta base {base[:12]} is unreadable ({exc})"
