@@ -232,3 +232,18 @@ def test_stat_cache_still_skips_intact_files(
     Repository.open(root).commit(src, "record the stat cache")
     res = Repository.open(root).commit(src, "again")
     assert res.unchanged_files == 3 and res.new_bytes == 0
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGE))
+def test_header_readers_read_past_damaged_chunks(two_versions: tuple[Path, Path], how: str) -> None:
+    """``stats`` and ``backup cleanup`` read chunk headers only (for delta bases): a damaged
+    delta chunk neither stops them nor is repaired by them."""
+    root, _ = two_versions
+    delta, _ = target(Repository.open(root), "delta")
+    damage(root, delta, how)
+    repo = Repository.open(root)
+    repo.delete("v002", confirm=True)  # v002 is then kept by a pre_deletion pin only
+    assert repo.stats().versions == 1
+    plan = repo.backup_cleanup(keep_last=0)
+    assert len(plan.unpin) == 1 and plan.objects > 0
+    assert not repo.verify().ok
