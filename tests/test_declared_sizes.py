@@ -12,9 +12,9 @@ memory is measured, and each reports the damage as usual.
 from __future__ import annotations
 
 import functools
-import os
-import resource
+import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,24 +41,37 @@ def bomb() -> bytes:
     return codec.HEADER.pack(codec.MAGIC, codec.CODEC_ZSTD, BOMB_SIZE) + frame
 
 
+# Measures from a small process of its own: a child forked straight from pytest would count the
+# pages it shares with pytest (torch, after the consolidation tests) in its peak.
+MEASURE = """
+import json, os, resource, subprocess, sys
+limit = int(sys.argv[2])
+def cap():
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+proc = subprocess.Popen(sys.argv[3:], preexec_fn=cap)
+_, status, usage = os.wait4(proc.pid, 0)
+proc.returncode = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as f:
+    json.dump({"rc": proc.returncode, "peak": usage.ru_maxrss * 1024}, f)
+"""
+
+
 def run_measured(repo: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
     """Run vault under an address-space limit of :data:`LIMIT`; return the run and its peak
     resident memory in bytes."""
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
-
     cmd = [*VAULT, "--repo", str(repo), *args]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, env=vault_env(), stdout=out, stderr=err, preexec_fn=limit)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        done = subprocess.CompletedProcess(
-            cmd, proc.returncode, out.read().decode(), err.read().decode()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result.json"
+        proc = subprocess.run(
+            [sys.executable, "-c", MEASURE, str(result), str(LIMIT), *cmd],
+            env=vault_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-    return done, usage.ru_maxrss * 1024
+        measured = json.loads(result.read_text())
+    done = subprocess.CompletedProcess(cmd, measured["rc"], proc.stdout, proc.stderr)
+    return done, measured["peak"]
 
 
 @pytest.fixture
