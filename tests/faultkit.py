@@ -166,6 +166,23 @@ def write_model_dir(
     return root
 
 
+def write_checkpoint(path: Path, step: int, *, tensors: int = 1, frozen: bool = False) -> Path:
+    """``path/model.safetensors``: fp32 tensors that drift a little with ``step`` (so that from
+    step 2 on a commit stores them as deltas of the step before), and with ``frozen`` one more
+    that never changes."""
+    rng = np.random.default_rng(0)
+    out = {}
+    if frozen:
+        out["frozen.weight"] = rng.normal(0, 0.02, (128, 256)).astype(np.float32)
+    for i in range(tensors):
+        start = rng.normal(0, 0.02, (128, 256)).astype(np.float32)
+        drift = np.random.default_rng(step * 10 + i).normal(0, 1e-4, start.shape)
+        out[f"layers.{i}.weight"] = (start + step * drift).astype(np.float32)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file(out, str(path / "model.safetensors"))
+    return path
+
+
 def snapshot(root: Path) -> Snapshot:
     """``{relpath: (kind, sha256 or link target, permission bits)}`` of a tree, links unfollowed."""
     out: Snapshot = {}

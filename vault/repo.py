@@ -719,7 +719,8 @@ class Repository:
         for entry in tree.entries:
             if entry.path == path and entry.kind == KIND_FILE and entry.file is not None:
                 manifest = self.store.get_file(entry.file)
-                return curve_from_state(b"".join(self.store.get(c.oid) for c in manifest.chunks))
+                chunks = (self.store.get(c.oid, size=c.size) for c in manifest.chunks)
+                return curve_from_state(b"".join(chunks))
         return []
 
     def checkout(

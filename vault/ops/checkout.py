@@ -194,7 +194,7 @@ class _OpenFile:
 def _copy_chunk(store: ObjectStore, oid: Oid, size: int, fd: int | None, offset: int) -> int:
     """Fetch and verify one chunk and write it at ``offset``; return its length."""
     assert fd is not None
-    data = store.get(oid)
+    data = store.get(oid, size=size)
     if len(data) != size:
         raise CorruptObject(oid, why=f"holds {len(data)} bytes, its manifest says {size}")
     view = memoryview(data)

@@ -246,8 +246,10 @@ class _Source:
 def _cached_manifest(
     store: ObjectStore, cache: StatCache, entry: SourceEntry
 ) -> tuple[Oid, FileManifest] | None:
-    """The manifest the stat cache records for ``entry``, if the file is unchanged and the
-    manifest and all its chunks are stored; ``None`` means: read the file."""
+    """The manifest the stat cache records for ``entry``, if the file is unchanged, the manifest
+    reads back intact and every chunk it lists looks intact (header, length and delta chain:
+    :meth:`ObjectStore.looks_intact`); ``None`` means: read the file, which also replaces a
+    damaged chunk."""
     if entry.stamp is None:
         return None
     oid = cache.lookup(os.path.abspath(entry.abspath), entry.stamp)
@@ -260,7 +262,7 @@ def _cached_manifest(
     if (
         manifest is None
         or manifest.size != entry.size
-        or not all(store.has(c.oid) for c in manifest.chunks)
+        or not all(store.looks_intact(c.oid, c.size) for c in manifest.chunks)
     ):
         cache.forget(os.path.abspath(entry.abspath))
         return None

@@ -88,7 +88,7 @@ class DeltaBases:
         chunks = self.store.get_file(file_oid).chunks
         if not chunks:
             return None
-        head = self.store.get(chunks[0].oid)
+        head = self.store.get(chunks[0].oid, size=chunks[0].size)
         if len(head) < 8:
             return None
         (n,) = struct.unpack_from("<Q", head)
