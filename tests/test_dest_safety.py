@@ -33,6 +33,7 @@ from faultkit import (
     assert_verify_ok,
     file_entry,
     link_entry,
+    log_json,
     ok,
     plant_version,
     run_vault,
@@ -311,6 +312,24 @@ def test_commit_skips_reserved_names_at_any_depth_whatever_their_kind(
     ok(run_vault(repo, "restore", "v002"))
     _assert_repo_kept(repo, objects, config)
     assert (proj / "vault.txt").read_text() == "an ordinary name\n"
+
+
+def test_commit_refuses_the_repository_or_anything_inside_it(
+    project: tuple[Path, Path], tmp_path: Path
+) -> None:
+    proj, repo = project
+    (tmp_path / "repo-link").symlink_to(repo)
+    for path in (repo, tmp_path / "repo-link"):
+        proc = run_vault(repo, "commit", str(path), "-m", "the repository")
+        assert_clean_error(proc, "is the repository itself")
+    for path in (repo / "objects", repo / "refs.json", tmp_path / "repo-link" / "logs"):
+        proc = run_vault(repo, "commit", str(path), "-m", "inside the repository")
+        assert_clean_error(proc, "inside the repository")
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / ".vault").write_text("a file\n")
+    proc = run_vault(repo, "commit", str(tmp_path / "loose" / ".vault"), "-m", "reserved")
+    assert_clean_error(proc, "reserved")
+    assert [e["version"] for e in log_json(repo)] == ["v001"]
 
 
 # -- all or nothing --------------------------------------------------------------------------

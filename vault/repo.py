@@ -433,7 +433,7 @@ class Repository:
         training = self._training(
             path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
         )
-        entries = commit_op.scan(Path(path), exclude=(self.root,))
+        entries = commit_op.scan(Path(path), exclude=self._guarded(path))
         extra = self._attachment_entries(training, data, store_data, snapshots)
         with self._writing():
             every = [*entries, *(e for group in extra.values() for e in group)]

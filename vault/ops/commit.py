@@ -78,13 +78,21 @@ def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
 
     Raises:
         PathNotFound: ``source`` does not exist.
-        BadValue: ``source`` is a file with a reserved name.
+        BadValue: ``source`` lies inside a directory of ``exclude`` (the repository), or is a
+            file with a reserved name.
         UnsupportedFile: a fifo, socket or device file is found.
     """
     try:
         st = os.stat(source)
     except FileNotFoundError:
         raise PathNotFound(str(source)) from None
+    real = os.path.realpath(source)
+    for path in exclude:
+        repo = os.path.realpath(path)
+        if real == repo:
+            raise BadValue("path", str(source), "is the repository itself, not files to commit")
+        if real.startswith(repo.rstrip(os.sep) + os.sep):
+            raise BadValue("path", str(source), f"lies inside the repository {path}")
     if stat.S_ISREG(st.st_mode):
         if is_reserved(source.name):
             raise BadValue("path", str(source), "its name is reserved for the repository")
