@@ -8,6 +8,7 @@
 * ``checkout --force`` and ``restore`` either finish or leave DEST as it was: a path that cannot
   be replaced, a failing rename at any point, and a SIGKILL at any point of the swap (put back
   by the next run) leave no half-old, half-new DEST and no debris.
+* A sparse file comes back sparse.
 """
 
 from __future__ import annotations
@@ -553,3 +554,30 @@ def test_recovery_leaves_a_live_checkout_alone_and_refuses_a_journal_pointing_ou
         proc = run_vault(repo, "checkout", "--force", "v001", str(dest))
         assert_clean_error(proc, "interrupted checkout", needle)
         assert state(tmp_path) == before
+
+
+# -- sparse files ----------------------------------------------------------------------------
+
+
+def _allocated(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def test_sparse_files_come_back_sparse(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    ok(run_vault(repo, "init"))
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(7)
+    with open(src / "sparse.bin", "wb") as f:
+        f.truncate(256 << 20)
+        for offset in (10 << 20, 200 << 20):
+            f.seek(offset)
+            f.write(rng.bytes(100_000))
+    (src / "zeros.bin").write_bytes(bytes(16 << 20))  # written out: allocated in the source
+    ok(run_vault(repo, "commit", str(src), "-m", "sparse"))
+    dest = tmp_path / "dest"
+    ok(run_vault(repo, "checkout", "v001", str(dest)))
+    assert snapshot(dest) == snapshot(src)
+    assert _allocated(dest / "sparse.bin") <= _allocated(src / "sparse.bin") + (16 << 20)
+    assert _allocated(dest / "zeros.bin") < (1 << 20)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -280,7 +281,7 @@ def _write_staged(
     """Create every entry under ``staging``; file contents are written by the reader threads.
 
     Each thread fetches a chunk, decodes and verifies it, and writes it at its offset in its
-    (already created, preallocated) file, so no single thread copies every byte. At most
+    (already created, full-length) file, so no single thread copies every byte. At most
     :data:`PREFETCH` chunks are in flight; a file is closed once all its chunks are written.
     ``staging`` is this checkout's own new directory: nothing in it needs checking.
     """
@@ -343,7 +344,11 @@ def _make_dirs(root: Path, rel: str, made: set[str]) -> None:
 
 
 class _OpenFile:
-    """A staged file being written by the reader threads."""
+    """A staged file being written by the reader threads.
+
+    It is created at its full length and only chunks holding a non-zero byte are written, so a
+    sparse file comes back sparse and no file takes more room than its non-zero chunks need.
+    """
 
     def __init__(self, target: Path, entry: TreeEntry, chunks: int) -> None:
         self.entry = entry
@@ -352,8 +357,7 @@ class _OpenFile:
             target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
         )
         if entry.size:
-            with contextlib.suppress(OSError):
-                os.posix_fallocate(self.fd, 0, entry.size)
+            os.ftruncate(self.fd, entry.size)
 
     def finish(self, durable: bool) -> None:
         assert self.fd is not None
@@ -368,12 +372,27 @@ class _OpenFile:
             os.close(fd)
 
 
+@functools.lru_cache(maxsize=16)
+def _zeros(n: int) -> bytes:
+    # Pages never written: they cost no memory until read, and then only the kernel's zero page.
+    return bytes(n)
+
+
+def _is_zero(data: bytes | bytearray) -> bool:
+    """Whether ``data`` (not empty) is all zero bytes: one memcmp, stopping at the first
+    non-zero byte."""
+    return not data[0] and not data[-1] and data == _zeros(len(data))
+
+
 def _copy_chunk(store: ObjectStore, oid: Oid, size: int, fd: int | None, offset: int) -> int:
-    """Fetch and verify one chunk and write it at ``offset``; return its length."""
+    """Fetch and verify one chunk and write it at ``offset``, unless it is all zeros (the file
+    reads as zeros there already); return its length."""
     assert fd is not None
     data = store.get(oid)
     if len(data) != size:
         raise CorruptObject(oid, why=f"holds {len(data)} bytes, its manifest says {size}")
+    if size and _is_zero(data):
+        return size
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, offset)
