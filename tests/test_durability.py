@@ -296,37 +296,41 @@ def test_power_cut_at_every_operation_keeps_the_repository(
     print(f"{name}: {sweep.ops} operations, {sweep.points} power cuts, {sweep.states} states")
 
 
+@pytest.mark.parametrize("existing", [True, False], ids=["existing-folder", "new-folder"])
 def test_checkout_with_fsync_into_a_folder_is_durable_once_it_returns(
-    world: World, scratch: Path
+    world: World, scratch: Path, existing: bool
 ) -> None:
-    """``checkout --fsync --force`` into an existing folder: at every power cut each file under
-    its final name is complete (or absent), and once checkout returns the folder holds the
-    version, the user's own file and no staging debris."""
+    """``checkout --fsync`` (with ``--force`` into an existing folder, or into a new one): at
+    every power cut each file under its final name is complete (or absent), and once checkout
+    returns the folder holds the version (and the user's own file) and no staging debris."""
     origin = world.templates["v1"]
     expected = tree_bytes(world.sources["first"])
+    mine = {"notes.txt": b"mine"} if existing else {}
     work = scratch / f"checkout-{next(_RUN)}"
     k = 0
     while True:
         run = work / f"run-{k}"
         shutil.copytree(origin, run, symlinks=True)
-        (run / "dest").mkdir()
-        (run / "dest" / "notes.txt").write_bytes(b"mine")
+        if existing:
+            (run / "dest").mkdir()
+            (run / "dest" / "notes.txt").write_bytes(b"mine")
         fs = LazyFS(run, crash_at=k)
         with fs:
             try:
                 repo = Repository.open(run / "repo")
-                repo.checkout("v001", run / "dest", force=True, durable=True)
+                repo.checkout("v001", run / "dest", force=existing, durable=True)
                 completed = True
             except PowerCut:
                 completed = False
         state = work / f"state-{k}"
         fs.materialise(state)
-        got = tree_bytes(state / "dest")
+        got = tree_bytes(state / "dest") if (state / "dest").is_dir() else {}
         where = f"power cut at {fs.crashed}" if fs.crashed else "after checkout returned"
-        assert got.pop("notes.txt") == b"mine", where
+        for rel, data in mine.items():
+            assert got.pop(rel) == data, where
         if completed:
             assert got == expected, f"{where}: {sorted(got)}"
-            top = {rel.split("/")[0] for rel in expected} | {"notes.txt"}
+            top = {rel.split("/")[0] for rel in expected} | set(mine)
             assert set(os.listdir(state / "dest")) == top, f"{where}: debris is left"
             break
         for rel, data in got.items():

@@ -466,6 +466,8 @@ def checkout(
         plan = plan_swap(tree, dest, exact=exact, protect=identities(protect))
         staging = Staging(dest)
         _write_staged(store, tree, staging.new, progress, durable)
+        if durable:
+            _fsync_dirs(staging.new)  # a staged folder is moved in whole: its entries first
         staging.swap(plan, sync_journal=bool(plan.aside))
         crashpoint("restore-written" if exact else "checkout-swapped")
         staging.commit()
@@ -485,7 +487,16 @@ def checkout(
     finally:
         progress.finish()
     staging.close()
+    if durable:
+        fsync_dir(dest)  # the staging folder's removal too: no debris after a power cut
     return CheckoutResult(dest, tree.file_count, tree.size)
+
+
+def _fsync_dirs(root: Path) -> None:
+    """fsync every directory under ``root``, deepest first, so that a folder renamed into DEST
+    after a power cut still lists what was written into it."""
+    for folder, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count(os.sep)):
+        fsync_dir(Path(folder))
 
 
 def _is_empty_dir(path: Path) -> bool:
