@@ -23,7 +23,7 @@ import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import CorruptObject, DestinationNotEmpty, DiskFull, UnsafePath
 from ..faults import crashpoint
@@ -77,11 +77,13 @@ def check_paths(tree: Tree) -> None:
             raise UnsafePath(p, "link target is empty or contains NUL")
         seen.add(p)
     for entry in tree.entries:
-        parent = PurePosixPath(entry.path).parent
-        while str(parent) != ".":
-            if str(parent) in seen:
-                raise UnsafePath(entry.path, f"lies under {parent}, which is a file or a link")
-            parent = parent.parent
+        p = entry.path
+        cut = p.rfind("/")
+        while cut > 0:  # every parent, by string slicing: pathlib costs ~10x on 20,000 files
+            parent = p[:cut]
+            if parent in seen:
+                raise UnsafePath(p, f"lies under {parent}, which is a file or a link")
+            cut = p.rfind("/", 0, cut)
 
 
 def check_tree(tree: Tree, dest: Path, protect: tuple[Path, ...] = ()) -> None:
