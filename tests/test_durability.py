@@ -305,15 +305,17 @@ def test_checkout_with_fsync_into_a_folder_is_durable_once_it_returns(
     returns the folder holds the version (and the user's own file) and no staging debris."""
     origin = world.templates["v1"]
     expected = tree_bytes(world.sources["first"])
-    mine = {"notes.txt": b"mine"} if existing else {}
+    # The user's own files, one of them in a folder the version also writes into (so a file
+    # is renamed into a folder that existed before, whose entries must then be synced).
+    mine = {"notes.txt": b"mine", "tokenizer/mine.txt": b"also mine"} if existing else {}
     work = scratch / f"checkout-{next(_RUN)}"
     k = 0
     while True:
         run = work / f"run-{k}"
         shutil.copytree(origin, run, symlinks=True)
-        if existing:
-            (run / "dest").mkdir()
-            (run / "dest" / "notes.txt").write_bytes(b"mine")
+        for rel, data in mine.items():
+            (run / "dest" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (run / "dest" / rel).write_bytes(data)
         fs = LazyFS(run, crash_at=k)
         with fs:
             try:
@@ -330,7 +332,7 @@ def test_checkout_with_fsync_into_a_folder_is_durable_once_it_returns(
             assert got.pop(rel) == data, where
         if completed:
             assert got == expected, f"{where}: {sorted(got)}"
-            top = {rel.split("/")[0] for rel in expected} | set(mine)
+            top = {rel.split("/")[0] for rel in {**expected, **mine}}
             assert set(os.listdir(state / "dest")) == top, f"{where}: debris is left"
             break
         for rel, data in got.items():
