@@ -52,9 +52,10 @@ from ..errors import (
 from ..faults import crashpoint
 from ..ids import Oid
 from ..ml.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, check_adapter, parse_config
-from ..ml.tensors import Header, StoredFile, TensorInfo, read_header_path
+from ..ml.tensors import StoredFile, read_header_path
 from ..objects import KIND_FILE, Tree, Version
 from ..refs import BASE, VERSIONS, Transaction, version_number
+from ..safetensors_format import Header, TensorInfo
 from . import pins as pins_op
 
 if TYPE_CHECKING:
