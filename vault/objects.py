@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import BadValue
 from .ids import Oid, check_oid
 
 KIND_FILE = "file"
@@ -18,18 +19,35 @@ KIND_LINK = "link"
 
 
 def canonical_json(value: Any) -> bytes:
-    """Serialise ``value`` the one way vault hashes it."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Serialise ``value`` the one way vault hashes it.
+
+    Raises:
+        BadValue: ``value`` holds NaN or an infinity, which JSON cannot express (Python's
+            ``json`` would write the non-standard ``NaN``, which other readers refuse).
+    """
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError:
+        raise BadValue(
+            "value", "NaN or Infinity", "JSON has no such number (store it as a string)"
+        ) from None
+    return text.encode()
 
 
 class ManifestError(ValueError):
     """Bytes that do not decode to the expected manifest type."""
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _load(data: bytes | bytearray, expected_type: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(data, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ManifestError(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("type") != expected_type:
         raise ManifestError(f"not a {expected_type} manifest")
@@ -116,7 +134,7 @@ class TreeEntry:
                 path,
                 KIND_FILE,
                 size=int(doc["size"]),
-                mode=int(doc["mode"]) & 0o7777,
+                mode=int(doc["mode"]) & 0o777,
                 file=check_oid(doc["file"]),
             )
         raise ManifestError(f"unknown entry kind {kind!r}")

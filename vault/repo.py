@@ -34,7 +34,7 @@ from .faults import crashpoint
 from .fsutil import atomic_write
 from .ids import Oid
 from .lock import file_lock
-from .objects import KIND_FILE, Tree, Version
+from .objects import KIND_FILE, Tree, Version, canonical_json
 from .ops import gc as gc_op
 from .ops import pins as pins_op
 from .ops.pins import CleanupPlan, DeleteResult, PinInfo
@@ -416,6 +416,7 @@ class Repository:
             raise BadValue("description", description, "differs from the message given too")
         if message is None:
             raise BadValue("description", "", "a version needs a description (message)")
+        canonical_json(dict(meta or {}))  # NaN and the like are refused before anything is stored
         tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
         for t in tags:
             check_tag_name(t)
