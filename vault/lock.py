@@ -1,22 +1,42 @@
-"""Inter-process locks on lock files, with a timeout instead of an indefinite wait.
+"""``flock`` on a lock file with a timeout: how the directory backend makes its conditional
+writes atomic on one machine. (Repository locks are leases on the backend: :mod:`vault.leases`.)
 
-Locks are ``flock`` locks: the kernel drops them when the holder dies, so a ``kill -9`` never
-leaves a repository locked.
+The kernel drops an ``flock`` when its holder dies, so a ``kill -9`` never leaves it held.
 """
 
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import LockTimeout
+from .errors import BadValue, LockTimeout
 
-DEFAULT_TIMEOUT = float(os.environ.get("VAULT_LOCK_TIMEOUT", "600"))
+DEFAULT_TIMEOUT = 600.0
+TIMEOUT_ENV = "VAULT_LOCK_TIMEOUT"
 _POLL = 0.05
+
+
+def timeout_from_env() -> float:
+    """Seconds to wait for a lock: ``$VAULT_LOCK_TIMEOUT``, else :data:`DEFAULT_TIMEOUT`.
+
+    Raises:
+        BadValue: the variable is not a finite number of seconds, zero or more.
+    """
+    raw = os.environ.get(TIMEOUT_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise BadValue(TIMEOUT_ENV, raw, "expected a number of seconds, 0 or more")
+    return value
 
 
 @contextmanager
@@ -28,7 +48,7 @@ def file_lock(path: Path, *, shared: bool = False, timeout: float | None = None)
         shared: take a shared lock (many holders) instead of an exclusive one.
         timeout: seconds to wait for the lock before raising :class:`LockTimeout`.
     """
-    limit = DEFAULT_TIMEOUT if timeout is None else timeout
+    limit = timeout_from_env() if timeout is None else timeout
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         op = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB

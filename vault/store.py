@@ -70,8 +70,8 @@ class ObjectStore:
     ) -> PutResult:
         """Store ``data`` unless an object with its id exists; return its id.
 
-        An existing object is freshened (its mtime bumped) rather than rewritten: a concurrent
-        garbage collection then sees it as young and keeps it.
+        An existing object is not written again. (No concurrent gc can remove it before the
+        caller's refs are published: writers hold a shared lock that excludes gc.)
         """
         oid = hash_bytes(data)
         return self.put_hashed(oid, data, compress=compress, defer=defer)
@@ -95,7 +95,7 @@ class ObjectStore:
             defer: publish at the next :meth:`sync` (see :meth:`LocalBackend.put`).
         """
         key = object_key(oid)
-        if self.backend.freshen(key):
+        if self.backend.stat(key) is not None:
             return PutResult(oid, len(data), 0)
         base_data = None
         depth = 0

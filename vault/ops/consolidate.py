@@ -145,9 +145,9 @@ class Source:
             return [e.path for e in self._tree.entries if e.kind == KIND_FILE]
         assert self.path is not None
         out = []
-        repo_root = self.repo.root.resolve()
+        skip = {p.resolve() for p in self.repo._local_paths()}
         for d, dirnames, names in os.walk(self.path):
-            dirnames[:] = [n for n in dirnames if (Path(d) / n).resolve() != repo_root]
+            dirnames[:] = [n for n in dirnames if (Path(d) / n).resolve() not in skip]
             for f in names:
                 full = Path(d) / f
                 if full.is_file() and not full.is_symlink():
@@ -315,8 +315,7 @@ def consolidate(
                 # A directory that holds exactly a named version is that version.
                 src.oid, src.name = _named_with_tree(repo, Oid(res.tree)) or (Oid(res.id), None)
         crashpoint("consolidate-pinned")
-        (repo.root / "tmp").mkdir(exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=repo.root / "tmp"))
+        work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=repo.backend.scratch_dir()))
         try:
             merged = work / "merged"
             base_dir = _materialise(repo, plan.base, work / "base")
