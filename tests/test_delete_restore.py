@@ -274,7 +274,8 @@ def test_restore_bad_input(tmp_path: Path, repo: Repository, models: list[Path],
 
 @pytest.mark.parametrize(
     # The first file a delete writes is its lease, the second refs.json.
-    "point", ["before-rename:2", "after-rename:2", "refs-published", "reflog-appended"]
+    "point",
+    ["before-rename:2", "after-rename:2", "refs-published", "reflog-appended"],
 )
 def test_delete_killed_leaves_the_version_named_or_pinned(
     tmp_path: Path, repo: Repository, models: list[Path], point: str

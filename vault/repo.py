@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from .backend import Backend, LocalBackend
 from .errors import (
     BadValue,
+    BrokenParent,
     CorruptObject,
     FilesCollected,
+    NotADirectory,
     NotConfirmed,
     ObjectMissing,
     PinError,
@@ -33,6 +35,7 @@ from .errors import (
     VaultError,
 )
 from .faults import crashpoint
+from .fsutil import make_dirs
 from .ids import Oid
 from .leases import EXCLUSIVE, SHARED, Lease, Leases
 from .objects import KIND_FILE, Tree, Version, canonical_json
@@ -235,13 +238,20 @@ class Repository:
         Args:
             workdir: the working directory ``restore`` writes into when given no destination
                 (e.g. ``current_model/``); recorded in ``config.json``.
+
+        Raises:
+            RepoExists: ``path`` holds a repository already.
+            NotADirectory: ``path`` exists and is not a directory.
         """
         if isinstance(path, (str, os.PathLike)):
             root = Path(path)
-            if root.exists() and not root.is_dir():
+            if (root / CONFIG).exists():
                 raise RepoExists(str(root))
+            if root.exists() and not root.is_dir():
+                raise NotADirectory(str(root))
+            make_dirs(root)  # a power cut after init must not lose the repository's folder
             for sub in ("objects", "logs", "locks", "tmp"):
-                (root / sub).mkdir(parents=True, exist_ok=True)
+                (root / sub).mkdir(exist_ok=True)  # durable with refs.json or config.json below
         repo = cls(path, **kwargs)
         if repo.backend.stat(CONFIG) is not None:
             raise RepoExists(repo.describe())
@@ -445,6 +455,8 @@ class Repository:
             PathNotFound: ``path``, a data file or the snapshots directory does not exist.
             BadValue: a negative or non-integral step count, a loss that is not a finite number,
                 a data path that is not a file, a snapshots path that is not a directory.
+            BrokenParent: ``latest`` (or a given parent) is not a readable version; nothing a
+                ref names is written.
         """
         if message is None:
             message = description
@@ -517,6 +529,12 @@ class Repository:
                             version_parents = (parent,)
                         else:
                             version_parents = ()
+                        for p in version_parents:  # read now: a child names only versions
+                            try:
+                                self.store.get_version(p)
+                            except VaultError as exc:
+                                ref = LATEST if p == parent else "parent"
+                                raise BrokenParent(ref, p, exc.message) from None
                         name = txn.allocate_version_name() if name_version else None
                         version = Version(
                             tree=stored.tree,
