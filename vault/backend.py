@@ -83,6 +83,10 @@ class Backend(Protocol):
             PreconditionFailed: ``key`` is absent or was replaced since ``etag`` was read.
         """
 
+    def ensure_durable(self, key: str) -> None:
+        """Make sure the existing file ``key`` is durable once :meth:`sync` returns: a writer
+        that reuses a file another writer published (perhaps not yet durably) relies on it."""
+
     def get(self, key: str) -> bytes:
         """Return the bytes under ``key``; raise ``FileNotFoundError`` when absent."""
 
@@ -218,6 +222,13 @@ class LocalBackend:
         crashpoint("object-written")
         with self._lock:
             self._dirty.add(parent)
+
+    def ensure_durable(self, key: str) -> None:
+        """Have :meth:`sync` fsync the directory holding ``key``: the writer that renamed it
+        there may not have synced that directory yet."""
+        with self._lock:
+            if key not in self._pending:
+                self._dirty.add(self._path(key).parent)
 
     def get(self, key: str) -> bytes:
         """Read the whole file under ``key``."""

@@ -76,6 +76,9 @@ class MemoryBackend:
                 raise PreconditionFailed(key, "it changed since it was read")
             return self._publish(key, bytes(data))
 
+    def ensure_durable(self, key: str) -> None:
+        """Nothing to do: memory is as durable as it gets."""
+
     def _find(self, key: str) -> bytes:
         with self._lock:
             pending = self._pending.get(key)

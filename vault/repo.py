@@ -484,7 +484,7 @@ class Repository:
         training = self._training(
             path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
         )
-        entries = commit_op.scan(Path(path), exclude=self._local_paths())
+        entries = commit_op.scan(Path(path), exclude=self._guarded(path))
         extra = self._attachment_entries(training, data, store_data, snapshots)
         with self._writing() as lease:
             every = [*entries, *(e for group in extra.values() for e in group)]
@@ -771,7 +771,8 @@ class Repository:
         for entry in tree.entries:
             if entry.path == path and entry.kind == KIND_FILE and entry.file is not None:
                 manifest = self.store.get_file(entry.file)
-                return curve_from_state(b"".join(self.store.get(c.oid) for c in manifest.chunks))
+                chunks = (self.store.get(c.oid, size=c.size) for c in manifest.chunks)
+                return curve_from_state(b"".join(chunks))
         return []
 
     def checkout(
@@ -788,11 +789,7 @@ class Repository:
         ``durable`` fsyncs every file written (off by default, as in git and restic)."""
         oid = self.resolve(rev)
         tree = self.store.get_tree(self.store.get_version(oid).tree)
-        from .ops import checkout as checkout_op
-
-        return checkout_op.checkout(
-            self.store, tree, Path(dest), force=force, progress=progress, durable=durable
-        )
+        return self._write_tree(tree, dest, force=force, progress=progress, durable=durable)
 
     def checkout_attachment(
         self,
@@ -816,16 +813,47 @@ class Repository:
             NoAttachment: ``rev`` stores nothing of that role.
         """
         from .errors import NoAttachment
-        from .ops import checkout as checkout_op
 
         oid = self.resolve(rev)
         tree_id = self.store.get_version(oid).attachments.get(role)
         if tree_id is None:
             raise NoAttachment(rev, role)
         tree = self.store.get_tree(tree_id)
+        return self._write_tree(tree, dest, force=force, progress=progress, durable=durable)
+
+    def _write_tree(
+        self,
+        tree: Tree,
+        dest: str | os.PathLike[str],
+        *,
+        force: bool,
+        progress: Progress | None,
+        durable: bool,
+    ) -> CheckoutResult:
+        """Check ``tree`` out into ``dest``, never writing into this repository."""
+        from .ops import checkout as checkout_op
+
         return checkout_op.checkout(
-            self.store, tree, Path(dest), force=force, progress=progress, durable=durable
+            self.store,
+            tree,
+            Path(dest),
+            force=force,
+            protect=self._guarded(dest),
+            progress=progress,
+            durable=durable,
         )
+
+    def _guarded(self, path: str | os.PathLike[str]) -> tuple[Path, ...]:
+        """What a checkout into ``path``, or a commit of it, must keep out of: the repository,
+        unless ``path`` lies under the repository's ``tmp/``, where vault itself checks out and
+        commits (consolidate's working directory) and nothing of the repository can be reached.
+        """
+        if self.root is None:
+            return ()
+        scratch = os.path.realpath(self.root / "tmp")
+        if os.path.realpath(path).startswith(scratch + os.sep):
+            return ()
+        return (self.root,)
 
     # -- model files: tensors, diff, consolidation --------------------------------------------
 
@@ -1134,15 +1162,15 @@ class Repository:
         Raises:
             NoDestination: no ``dest`` and no recorded working directory.
             UnknownRevision: ``rev`` names no version.
-            UnsafePath: ``dest`` is not a directory or lies inside the repository.
+            UnsafePath: ``dest`` is not a directory or lies inside the repository; the version
+                holds an unsafe path, or needs a file where the repository, a ``.vault`` or a
+                directory holding one is. Nothing has changed then.
         """
         from .ops import restore as restore_op
 
         target = Path(dest) if dest is not None else self.workdir
         if target is None:
             raise restore_op.NoDestination()
-        if self.root is not None:
-            restore_op.check_destination(target, self.root)
         refs = self.refs.read()
         oid = resolve(rev, refs, self.store)
         tree = self._tree(oid, rev)
@@ -1150,6 +1178,7 @@ class Repository:
         for entry in tree.entries:  # fail on a damaged or collected version before any change
             if entry.kind == KIND_FILE and entry.file is not None:
                 self.store.get_file(entry.file)
+        restore_op.prepare(tree, target, self._local_paths())
         backup = None
         if restore_op.has_content(target, self._local_paths()):
             backup = self._backup(
