@@ -253,7 +253,11 @@ def serving(data_dir: Path) -> Iterator[SeaweedServer]:
         try:
             server = start_server(data_dir)
         except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            failure = str(exc)
+        else:
+            failure = ""
+        if failure:
+            pytest.fail(failure, pytrace=False)
         try:
             yield server
         finally:
