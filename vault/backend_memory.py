@@ -76,8 +76,10 @@ class MemoryBackend:
                 raise PreconditionFailed(key, "it changed since it was read")
             return self._publish(key, bytes(data))
 
-    def ensure_durable(self, key: str) -> None:
-        """Nothing to do: memory is as durable as it gets."""
+    def ensure_durable(self, key: str) -> bool:
+        """Whether ``key`` exists (memory is as durable as it gets)."""
+        with self._lock:
+            return key in self._files or key in self._pending
 
     def _find(self, key: str) -> bytes:
         with self._lock:

@@ -469,6 +469,10 @@ class S3Backend:
         with self._lock:
             return self._pending.get(key)
 
+    def ensure_durable(self, key: str) -> bool:
+        """Whether ``key`` exists: an object visible on S3 is durable."""
+        return self.stat(key) is not None
+
     def get(self, key: str) -> bytes:
         """The bytes under ``key`` (a deferred put's until it is uploaded)."""
         waiting = self._waiting(key)

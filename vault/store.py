@@ -114,8 +114,7 @@ class ObjectStore:
             defer: publish at the next :meth:`sync` (see :meth:`LocalBackend.put`).
         """
         key = object_key(oid)
-        if self._intact(oid, len(data)):
-            self.backend.ensure_durable(key)
+        if self._intact(oid, len(data)) and self.backend.ensure_durable(key):
             return PutResult(oid, len(data), 0)
         base_data = None
         depth = 0
