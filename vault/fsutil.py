@@ -159,33 +159,6 @@ def atomic_write(
                 f.write(piece)
 
 
-def append_durably(path: Path, line: bytes) -> None:
-    """Append one record to an append-only log and fsync it and its directory.
-
-    A crash may leave a torn last line; readers of such logs skip lines they cannot parse.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError as exc:
-        reraise_disk_full(exc, path)
-        raise
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line  # seal a line torn by an earlier crash
-        os.write(fd, line)
-        os.fsync(fd)
-    except OSError as exc:
-        reraise_disk_full(exc, path)
-        raise
-    finally:
-        os.close(fd)
-    # The log may be new, or created by a writer killed before it synced the directory: its
-    # entry must be durable too, or a power cut loses every line. An unchanged directory costs
-    # next to nothing to sync.
-    fsync_dir(path.parent)
-
-
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

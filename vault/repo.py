@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backend import LocalBackend
+from .backend import Backend, LocalBackend
 from .errors import (
     BadValue,
     BrokenParent,
@@ -25,6 +25,8 @@ from .errors import (
     NotConfirmed,
     ObjectMissing,
     PinError,
+    PreconditionFailed,
+    RefConflict,
     RepoExists,
     RepoNotFound,
     TagError,
@@ -33,10 +35,10 @@ from .errors import (
     VaultError,
 )
 from .faults import crashpoint
-from .fsutil import atomic_write, make_dirs
+from .fsutil import make_dirs
 from .ids import Oid
-from .lock import file_lock
-from .objects import KIND_FILE, Tree, Version
+from .leases import EXCLUSIVE, SHARED, Lease, Leases
+from .objects import KIND_FILE, Tree, Version, canonical_json
 from .ops import gc as gc_op
 from .ops import pins as pins_op
 from .ops.pins import CleanupPlan, DeleteResult, PinInfo
@@ -56,13 +58,17 @@ if TYPE_CHECKING:
 # The verbs that need thread pools and chunkers are imported where they are used, so that a
 # short command such as 'vault log' starts quickly.
 
-FORMAT = 2
+FORMAT = 3
 """The repository format this release writes (see ``docs/format.md``)."""
 
-READABLE_FORMATS = (1, 2)
+READABLE_FORMATS = (1, 2, 3)
 """Formats this release opens. Format 1 lacks byte-plane and delta chunks (codec 2), pins and
-version metadata; the first write to a format-1 repository records format 2, since a format-1
-reader could not read what is then written."""
+version metadata; format 2 locks with ``flock`` and keeps its reflog in one appended file. The
+first write to an older repository records format 3, since an older writer would neither see
+this release's lease locks nor could a format-1 reader read what is then written."""
+
+COMMIT_RETRIES = 20
+"""Times a commit re-parents its version when other writers keep moving ``latest``."""
 
 REPO_DIRNAME = ".vault"
 STAT_CACHE = "cache/stat.json"
@@ -201,11 +207,18 @@ class Repository:
         lock_timeout: seconds to wait for another writer before :class:`LockTimeout`.
     """
 
-    def __init__(self, root: Path, *, lock_timeout: float | None = None) -> None:
-        self.root = Path(root)
-        self.backend = LocalBackend(self.root)
+    def __init__(
+        self, where: str | os.PathLike[str] | Backend, *, lock_timeout: float | None = None
+    ) -> None:
+        if isinstance(where, (str, os.PathLike)):
+            self.backend: Backend = LocalBackend(Path(where))
+        else:
+            self.backend = where
+        local = self.backend.capabilities.local_root
+        self.root = Path(local) if local is not None else None
         self.store = ObjectStore(self.backend)
-        self.refs = RefStore(self.root, lock_timeout=lock_timeout)
+        self.refs = RefStore(self.backend)
+        self.locks = Leases(self.backend, timeout=lock_timeout)
         self.lock_timeout = lock_timeout
         self.format = FORMAT
 
@@ -214,12 +227,13 @@ class Repository:
     @classmethod
     def init(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Backend,
         *,
         workdir: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> Repository:
-        """Create a repository in the directory ``path`` (created if needed) and open it.
+        """Create a repository in the directory ``path`` (created if needed), or on a backend,
+        and open it.
 
         Args:
             workdir: the working directory ``restore`` writes into when given no destination
@@ -229,52 +243,75 @@ class Repository:
             RepoExists: ``path`` holds a repository already.
             NotADirectory: ``path`` exists and is not a directory.
         """
-        root = Path(path)
-        if (root / CONFIG).exists():
-            raise RepoExists(str(root))
-        if root.exists() and not root.is_dir():
-            raise NotADirectory(str(root))
-        make_dirs(root)  # a power cut after init must not lose the repository's folder
-        for sub in ("objects", "logs", "locks", "tmp"):
-            (root / sub).mkdir(exist_ok=True)  # durable with refs.json or config.json below
-        repo = cls(root, **kwargs)
-        if not repo.refs.path.exists():
-            repo.refs.initialise()
+        if isinstance(path, (str, os.PathLike)):
+            root = Path(path)
+            if (root / CONFIG).exists():
+                raise RepoExists(str(root))
+            if root.exists() and not root.is_dir():
+                raise NotADirectory(str(root))
+            make_dirs(root)  # a power cut after init must not lose the repository's folder
+            for sub in ("objects", "logs", "locks", "tmp"):
+                (root / sub).mkdir(exist_ok=True)  # durable with refs.json or config.json below
+        repo = cls(path, **kwargs)
+        if repo.backend.stat(CONFIG) is not None:
+            raise RepoExists(repo.describe())
+        repo.refs.initialise()
         config: dict[str, Any] = {"format": FORMAT}
         if workdir is not None:
-            config["workdir"] = _workdir_for_config(root, Path(workdir))
+            if repo.root is None:
+                raise BadValue("workdir", str(workdir), "only a local repository records one")
+            config["workdir"] = _workdir_for_config(repo.root, Path(workdir))
         # The config file is written last: its presence marks a complete repository.
-        atomic_write(root / CONFIG, json.dumps(config, indent=2).encode() + b"\n")
+        try:
+            repo.backend.put_if_absent(CONFIG, _config_bytes(config))
+        except PreconditionFailed:
+            raise RepoExists(repo.describe()) from None
         return repo
+
+    def _local_paths(self) -> tuple[Path, ...]:
+        """The repository's directory, when it has one: what commit never reads and restore
+        never touches."""
+        return (self.root,) if self.root is not None else ()
+
+    def describe(self) -> str:
+        """Where the repository is, for messages: its directory, or its backend's name."""
+        return str(self.root) if self.root is not None else self.backend.capabilities.name
+
+    def describe_abs(self) -> str:
+        """:meth:`describe` with the directory made absolute."""
+        return str(self.root.resolve()) if self.root is not None else self.describe()
+
+    def _config(self) -> dict[str, Any]:
+        try:
+            config = json.loads(self.backend.get(CONFIG))
+        except FileNotFoundError:
+            raise RepoNotFound(self.describe()) from None
+        except (OSError, ValueError) as exc:
+            raise RepoNotFound(f"{self.describe()} ({exc})") from None
+        if not isinstance(config, dict):
+            raise RepoNotFound(f"{self.describe()} (config.json is not a JSON object)")
+        return config
 
     @property
     def workdir(self) -> Path | None:
         """The working directory recorded by ``init --workdir``, or ``None``."""
         try:
-            config = json.loads((self.root / CONFIG).read_bytes())
-        except (OSError, ValueError):
+            found = self._config().get("workdir")
+        except RepoNotFound:
             return None
-        found = config.get("workdir") if isinstance(config, dict) else None
-        if not isinstance(found, str) or not found:
+        if self.root is None or not isinstance(found, str) or not found:
             return None
         return Path(os.path.abspath(self.root.parent / found))
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> Repository:
-        """Open the repository whose directory is ``path``."""
-        root = Path(path)
-        try:
-            config = json.loads((root / CONFIG).read_bytes())
-        except FileNotFoundError:
-            raise RepoNotFound(str(root)) from None
-        except (OSError, ValueError) as exc:
-            raise RepoNotFound(f"{root} ({exc})") from None
-        found = config.get("format") if isinstance(config, dict) else None
+    def open(cls, path: str | os.PathLike[str] | Backend, **kwargs: Any) -> Repository:
+        """Open the repository whose directory is ``path``, or that lives on a backend."""
+        repo = cls(path, **kwargs)
+        found = repo._config().get("format")
         if found not in READABLE_FORMATS:
-            raise UnsupportedFormat(str(root), found, FORMAT)
-        repo = cls(root, **kwargs)
+            raise UnsupportedFormat(repo.describe(), found, FORMAT)
         repo.format = found
-        if not repo.refs.path.exists():
+        if not repo.refs.exists():
             # init writes refs.json before config.json: a lost refs.json is damage, not an empty
             # repository (gc would otherwise remove every object).
             raise CorruptObject("refs.json", why="the file is missing")
@@ -295,20 +332,22 @@ class Repository:
     # -- locking -----------------------------------------------------------------------------
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Held by every writer: excludes a concurrent gc, not other writers."""
-        with file_lock(self.root / "locks" / "gc.lock", shared=True, timeout=self.lock_timeout):
+    def _writing(self) -> Iterator[Lease]:
+        """Held by every writer: excludes a concurrent gc, not other writers. Yields the lease,
+        whose :meth:`~vault.locks.Lease.check` a writer calls before it publishes refs."""
+        with self.locks.hold(SHARED) as lease:
             if self.format < FORMAT:
                 self._upgrade_format()
-            yield
+            yield lease
 
     def _upgrade_format(self) -> None:
         """Record the current format before writing anything an older release cannot read."""
-        path = self.root / CONFIG
-        config = json.loads(path.read_bytes())
+        data, etag = self.backend.get_versioned(CONFIG)
+        config = json.loads(data)
         if config.get("format", FORMAT) < FORMAT:
             config["format"] = FORMAT
-            atomic_write(path, json.dumps(config, indent=2).encode() + b"\n")
+            with contextlib.suppress(PreconditionFailed):  # another writer upgraded it first
+                self.backend.put_if_match(CONFIG, _config_bytes(config), etag)
         self.format = FORMAT
 
     # -- revisions ---------------------------------------------------------------------------
@@ -425,6 +464,7 @@ class Repository:
             raise BadValue("description", description, "differs from the message given too")
         if message is None:
             raise BadValue("description", "", "a version needs a description (message)")
+        canonical_json(dict(meta or {}))  # NaN and the like are refused before anything is stored
         tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
         for t in tags:
             check_tag_name(t)
@@ -437,14 +477,16 @@ class Repository:
         from .ops.deltas import DeltaBases
         from .statcache import StatCache
 
-        cache = StatCache.load(self.root / STAT_CACHE)
+        cache = (
+            StatCache.load(self.root / STAT_CACHE) if self.root is not None else StatCache.memory()
+        )
 
         training = self._training(
             path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
         )
         entries = commit_op.scan(Path(path), exclude=self._guarded(path))
         extra = self._attachment_entries(training, data, store_data, snapshots)
-        with self._writing():
+        with self._writing() as lease:
             every = [*entries, *(e for group in extra.values() for e in group)]
             progress.start("commit", sum(e.size for e in every if e.kind == KIND_FILE))
             try:
@@ -472,47 +514,57 @@ class Repository:
             finally:
                 progress.finish()
             summary = message.splitlines()[0] if message else ""
-            with self.refs.transaction(f"commit: {summary}") as txn:
-                for t in tags:
-                    if txn.get(TAGS + t) is not None:
-                        raise TagError(f"tag {t} already exists")
-                parent = txn.get(LATEST)
-                if parents is not None:
-                    version_parents = tuple(parents)
-                elif move_latest and parent:
-                    version_parents = (parent,)
-                else:
-                    version_parents = ()
-                for p in version_parents:  # read here, under the lock that publishes the child
-                    try:
-                        self.store.get_version(p)
-                    except VaultError as exc:
-                        ref = LATEST if p == parent else "parent"
-                        raise BrokenParent(ref, p, exc.message) from None
-                name = txn.allocate_version_name() if name_version else None
-                version = Version(
-                    tree=stored.tree,
-                    parents=version_parents,
-                    message=message,
-                    created=now_iso(),
-                    name=name,
-                    meta=dict(meta or {}),
-                    size=stored.bytes,
-                    files=stored.tree_obj.file_count,
-                    training=training,
-                    attachments=attachments,
-                )
-                res = self.store.put(version.to_bytes(), compress=False)
-                self.store.sync()
-                crashpoint("version-written")
-                if name is not None:
-                    txn.set(VERSIONS + name, res.oid, expected=None)
-                if move_latest:
-                    txn.set(LATEST, res.oid, expected=parent)
-                for t in tags:
-                    txn.set(TAGS + t, res.oid, expected=None)
-                if on_publish is not None:
-                    on_publish(txn, res.oid, version)
+            for attempt in range(COMMIT_RETRIES):
+                try:
+                    with self.refs.transaction(
+                        f"commit: {summary}", before_publish=lease.check
+                    ) as txn:
+                        for t in tags:
+                            if txn.get(TAGS + t) is not None:
+                                raise TagError(f"tag {t} already exists")
+                        parent = txn.get(LATEST)
+                        if parents is not None:
+                            version_parents = tuple(parents)
+                        elif move_latest and parent:
+                            version_parents = (parent,)
+                        else:
+                            version_parents = ()
+                        for p in version_parents:  # read now: a child names only versions
+                            try:
+                                self.store.get_version(p)
+                            except VaultError as exc:
+                                ref = LATEST if p == parent else "parent"
+                                raise BrokenParent(ref, p, exc.message) from None
+                        name = txn.allocate_version_name() if name_version else None
+                        version = Version(
+                            tree=stored.tree,
+                            parents=version_parents,
+                            message=message,
+                            created=now_iso(),
+                            name=name,
+                            meta=dict(meta or {}),
+                            size=stored.bytes,
+                            files=stored.tree_obj.file_count,
+                            training=training,
+                            attachments=attachments,
+                        )
+                        res = self.store.put(version.to_bytes(), compress=False)
+                        self.store.sync()
+                        crashpoint("version-written")
+                        if name is not None:
+                            txn.set(VERSIONS + name, res.oid, expected=None)
+                        if move_latest:
+                            txn.set(LATEST, res.oid, expected=parent)
+                        for t in tags:
+                            txn.set(TAGS + t, res.oid, expected=None)
+                        if on_publish is not None:
+                            on_publish(txn, res.oid, version)
+                    break
+                except RefConflict:
+                    # Another writer moved latest (or took the name) after we read it: build
+                    # the version again on top of what it published.
+                    if attempt == COMMIT_RETRIES - 1:
+                        raise
         cache.save()  # only now: the manifests it names are durable and named
         return CommitResult(
             version=name,
@@ -600,7 +652,7 @@ class Repository:
             where = Path(snapshots)
             if where.exists() and not where.is_dir():
                 raise BadValue("snapshots", str(snapshots), "is not a directory")
-            found = commit_op.scan(where, exclude=(self.root,))
+            found = commit_op.scan(where, exclude=self._local_paths())
             training["snapshots"] = len({e.path.split("/", 1)[0] for e in found})
             if found:
                 out["snapshots"] = found
@@ -796,6 +848,8 @@ class Repository:
         unless ``path`` lies under the repository's ``tmp/``, where vault itself checks out and
         commits (consolidate's working directory) and nothing of the repository can be reached.
         """
+        if self.root is None:
+            return ()
         scratch = os.path.realpath(self.root / "tmp")
         if os.path.realpath(path).startswith(scratch + os.sep):
             return ()
@@ -1117,7 +1171,6 @@ class Repository:
         target = Path(dest) if dest is not None else self.workdir
         if target is None:
             raise restore_op.NoDestination()
-        restore_op.check_destination(target, self.root)
         refs = self.refs.read()
         oid = resolve(rev, refs, self.store)
         tree = self._tree(oid, rev)
@@ -1125,9 +1178,9 @@ class Repository:
         for entry in tree.entries:  # fail on a damaged or collected version before any change
             if entry.kind == KIND_FILE and entry.file is not None:
                 self.store.get_file(entry.file)
-        restore_op.prepare(tree, target, self.root)
+        restore_op.prepare(tree, target, self._local_paths())
         backup = None
-        if restore_op.has_content(target, (self.root,)):
+        if restore_op.has_content(target, self._local_paths()):
             backup = self._backup(
                 target,
                 type=pins_op.PRE_RESTORE,
@@ -1136,7 +1189,9 @@ class Repository:
                 progress=progress,
             )
         crashpoint("restore-pinned")
-        restore_op.write_exactly(self.store, tree, target, keep=(self.root,), progress=progress)
+        restore_op.write_exactly(
+            self.store, tree, target, keep=self._local_paths(), progress=progress
+        )
         names, _ = self._version_names(self.refs.read())
         # A deleted version is still called by the name it had, as backup list calls it.
         label = names.get(oid) or self.store.get_version(oid).name
@@ -1232,13 +1287,14 @@ class Repository:
             history = self.refs.recent_ids(time.time() - seconds)
             p = gc_op.plan(self.store, self.backend, self.roots(), seconds, history=history)
             if not dry_run:
-                gc_op.execute(self.store, p, progress)
+                gc_op.execute(self.store, self.backend, p, progress)
+                self.locks.remove_stale()
             return p
 
         if dry_run:
             p = run()
         else:
-            with file_lock(self.root / "locks" / "gc.lock", timeout=self.lock_timeout):
+            with self.locks.hold(EXCLUSIVE):
                 p = run()
         return GcResult(
             p.objects, p.bytes, dry_run, seconds, p.reachable, p.young, len(p.temp_files)
@@ -1322,6 +1378,10 @@ class Repository:
     def unknown(self, rev: str) -> UnknownRevision:
         """An :class:`UnknownRevision` for ``rev`` (helper for callers)."""
         return UnknownRevision(rev)
+
+
+def _config_bytes(config: dict[str, Any]) -> bytes:
+    return json.dumps(config, indent=2).encode() + b"\n"
 
 
 def _workdir_for_config(root: Path, workdir: Path) -> str:

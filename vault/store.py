@@ -87,9 +87,10 @@ class ObjectStore:
         """Store ``data`` unless an intact object with its id exists; return its id.
 
         An existing object is first read in full and verified (a delta with its whole chain),
-        unless this store has already verified or written it. An intact one is freshened (its
-        mtime bumped) rather than rewritten: a concurrent garbage collection then sees it as
-        young and keeps it. A damaged one is replaced by ``data``, published over it atomically.
+        unless this store has already verified or written it. An intact one is not written
+        again, only made sure of (its directory entry synced with this writer's objects; no gc
+        can remove it before the writer's refs name it, since writers hold a shared lock that
+        excludes gc). A damaged one is replaced by ``data``, published over it atomically.
         """
         oid = hash_bytes(data)
         return self.put_hashed(oid, data, compress=compress, defer=defer)
@@ -113,7 +114,7 @@ class ObjectStore:
             defer: publish at the next :meth:`sync` (see :meth:`LocalBackend.put`).
         """
         key = object_key(oid)
-        if self._intact(oid, len(data)) and self.backend.freshen(key):
+        if self._intact(oid, len(data)) and self.backend.ensure_durable(key):
             return PutResult(oid, len(data), 0)
         base_data = None
         depth = 0

@@ -52,9 +52,10 @@ from ..errors import (
 from ..faults import crashpoint
 from ..ids import Oid
 from ..ml.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, check_adapter, parse_config
-from ..ml.tensors import Header, StoredFile, TensorInfo, read_header_path
+from ..ml.tensors import StoredFile, read_header_path
 from ..objects import KIND_FILE, Tree, Version
 from ..refs import BASE, VERSIONS, Transaction, version_number
+from ..safetensors_format import Header, TensorInfo
 from . import pins as pins_op
 
 if TYPE_CHECKING:
@@ -144,9 +145,9 @@ class Source:
             return [e.path for e in self._tree.entries if e.kind == KIND_FILE]
         assert self.path is not None
         out = []
-        repo_root = self.repo.root.resolve()
+        skip = {p.resolve() for p in self.repo._local_paths()}
         for d, dirnames, names in os.walk(self.path):
-            dirnames[:] = [n for n in dirnames if (Path(d) / n).resolve() != repo_root]
+            dirnames[:] = [n for n in dirnames if (Path(d) / n).resolve() not in skip]
             for f in names:
                 full = Path(d) / f
                 if full.is_file() and not full.is_symlink():
@@ -314,8 +315,7 @@ def consolidate(
                 # A directory that holds exactly a named version is that version.
                 src.oid, src.name = _named_with_tree(repo, Oid(res.tree)) or (Oid(res.id), None)
         crashpoint("consolidate-pinned")
-        (repo.root / "tmp").mkdir(exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=repo.root / "tmp"))
+        work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=repo.backend.scratch_dir()))
         try:
             merged = work / "merged"
             base_dir = _materialise(repo, plan.base, work / "base")

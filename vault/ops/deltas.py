@@ -8,13 +8,11 @@ checkpoints. The codec keeps the delta only when it pays (see :mod:`vault.codec`
 
 from __future__ import annotations
 
-import json
-import struct
-
 from ..chunking import safetensors_layout
-from ..errors import VaultError
+from ..errors import NotSafetensors, VaultError
 from ..ids import Oid
 from ..objects import KIND_FILE, ChunkRef, TreeEntry
+from ..safetensors_format import parse
 from ..store import ObjectStore
 
 MAX_VERSIONS = 32
@@ -80,7 +78,7 @@ class DeltaBases:
                 continue
             try:
                 return self._pieces(entry.file)
-            except (VaultError, ValueError, KeyError, TypeError, RecursionError, struct.error):
+            except VaultError:  # NotSafetensors included: no delta, never a failed commit
                 return None
         return None
 
@@ -88,18 +86,14 @@ class DeltaBases:
         chunks = self.store.get_file(file_oid).chunks
         if not chunks:
             return None
-        head = self.store.get(chunks[0].oid, size=chunks[0].size)
-        if len(head) < 8:
-            return None
-        (n,) = struct.unpack_from("<Q", head)
-        if len(head) != 8 + n:
-            return None  # not cut along a safetensors layout
-        header = json.loads(head[8:])
-        if not isinstance(header, dict):
-            return None
         size = sum(c.size for c in chunks)
-        layout = safetensors_layout(n, header, size)
-        if layout is None or len(layout) != len(chunks):
+        try:
+            # vault cuts a safetensors file's header into its first chunk: no more to read.
+            header = parse(self.store.get(chunks[0].oid, size=chunks[0].size), size, file_oid)
+        except NotSafetensors:
+            return None
+        layout = safetensors_layout(header)
+        if len(layout) != len(chunks):
             return None
         out: dict[PieceKey, ChunkRef] = {}
         for ((_, length), info), chunk in zip(layout, chunks, strict=True):

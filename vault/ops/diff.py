@@ -19,8 +19,9 @@ from typing import Any
 
 from ..errors import NotSafetensors
 from ..ids import Oid
-from ..ml.tensors import BLOCK, ITEMSIZE, Header, StoredFile, TensorInfo, decode_numpy, numpy
+from ..ml.tensors import BLOCK, StoredFile, decode_numpy, numpy
 from ..objects import KIND_FILE, Tree, TreeEntry
+from ..safetensors_format import ITEMSIZE, Header, TensorInfo
 from ..store import ObjectStore
 
 ADDED = "added"

@@ -58,9 +58,10 @@ def check_destination(dest: Path, repo_root: Path) -> None:
         raise UnsafePath(str(dest), "destination lies inside the repository")
 
 
-def prepare(tree: Tree, dest: Path, repo_root: Path) -> None:
+def prepare(tree: Tree, dest: Path, protect: tuple[Path, ...]) -> None:
     """Refuse, before anything changes, a restore of ``tree`` into ``dest`` that could not go
     through whole; put back first what a killed checkout or restore left in ``dest``.
+    ``protect`` holds the repository's directory when it has one on this machine.
 
     Raises:
         UnsafePath: an unsafe tree, a destination inside the repository, or a version that
@@ -68,11 +69,12 @@ def prepare(tree: Tree, dest: Path, repo_root: Path) -> None:
         RecoveryFailed: what a killed checkout moved cannot be put back safely.
     """
     dest = Path(os.path.abspath(dest))
-    check_destination(dest, repo_root)
-    check_tree(tree, dest, (repo_root,))
+    for root in protect:
+        check_destination(dest, root)
+    check_tree(tree, dest, protect)
     if dest.is_dir():
         recover(dest)
-        plan_swap(tree, dest, exact=True, protect=identities((repo_root,)))
+        plan_swap(tree, dest, exact=True, protect=identities(protect))
 
 
 def write_exactly(
