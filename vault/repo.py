@@ -19,7 +19,6 @@ from .backend import Backend, LocalBackend
 from .errors import (
     BadValue,
     CorruptObject,
-    FilesCollected,
     NotConfirmed,
     ObjectMissing,
     PinError,
@@ -35,10 +34,11 @@ from .errors import (
 from .faults import crashpoint
 from .ids import Oid
 from .leases import EXCLUSIVE, SHARED, Lease, Leases
-from .objects import KIND_FILE, Tree, Version, canonical_json
+from .objects import KIND_FILE, Version, canonical_json
 from .ops import gc as gc_op
 from .ops import pins as pins_op
 from .ops.pins import CleanupPlan, DeleteResult, PinInfo
+from .ops.versions import check_files_kept, pin_names, version_names, version_tree
 from .ops.walk import reach
 from .progress import NullProgress, Progress
 from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction, now_iso
@@ -346,53 +346,6 @@ class Repository:
         """The id of the version ``rev`` names (``v007``, a tag, ``latest~2``, an id prefix)."""
         return resolve(rev, self.refs.read(), self.store)
 
-    def _version_names(self, refs: RefsDoc) -> tuple[dict[Oid, str], dict[Oid, list[str]]]:
-        names: dict[Oid, str] = {}
-        tags: dict[Oid, list[str]] = {}
-        for key, oid in refs.refs.items():
-            if key.startswith(VERSIONS):
-                names[oid] = key[len(VERSIONS) :]
-            elif key.startswith(TAGS):
-                tags.setdefault(oid, []).append(key[len(TAGS) :])
-        return names, tags
-
-    @staticmethod
-    def _pin_names(refs: RefsDoc) -> dict[Oid, list[str]]:
-        """Pin names (refs ``pins/NAME``) by the version they keep."""
-        pins: dict[Oid, list[str]] = {}
-        for name, oid in refs.names_for("pins/").items():
-            pins.setdefault(oid, []).append(name)
-        return pins
-
-    def _tree(self, oid: Oid, rev: str) -> Tree:
-        """The tree of the version ``oid`` (which ``rev`` names).
-
-        Raises:
-            FilesCollected: the version is deleted and gc removed its files (a missing tree of
-                a version some ref keeps is damage, and stays :class:`ObjectMissing`).
-        """
-        version = self.store.get_version(oid)
-        try:
-            return self.store.get_tree(version.tree)
-        except ObjectMissing:
-            if oid in self.refs.read().refs.values():
-                raise
-            raise FilesCollected(rev, version.name, oid) from None
-
-    def _check_files_kept(self, refs: RefsDoc, oid: Oid, rev: str) -> None:
-        """Refuse to give a ref to a version whose files gc has removed, which would make a
-        repository that ``verify`` reports as damaged. A version some ref keeps already is
-        complete (or its damage is ``verify``'s to report): no reads then."""
-        if oid in refs.refs.values():
-            return
-        try:
-            found = reach(self.store, {oid}, ancestors=False)
-            if all(self.store.has(c) for c in found.chunks):
-                return
-        except ObjectMissing:
-            pass
-        raise FilesCollected(rev, self.store.get_version(oid).name, oid)
-
     # -- commit ------------------------------------------------------------------------------
 
     def commit(
@@ -686,8 +639,8 @@ class Repository:
         ref reaches, backups and pinned deleted versions included, newest first.
         """
         refs = self.refs.read()
-        names, tags = self._version_names(refs)
-        pins = self._pin_names(refs)
+        names, tags = version_names(refs)
+        pins = pin_names(refs)
         out: list[VersionInfo] = []
         if all and rev is None:
             found: dict[Oid, Version] = {}
@@ -731,10 +684,10 @@ class Repository:
         """A version with its file list and, when it records one, its learning curve."""
         refs = self.refs.read()
         oid = resolve(rev, refs, self.store)
-        names, tags = self._version_names(refs)
+        names, tags = version_names(refs)
         version = self.store.get_version(oid)
-        info = self._info(oid, version, tags, names, self._pin_names(refs))
-        tree = self._tree(oid, rev)
+        info = self._info(oid, version, tags, names, pin_names(refs))
+        tree = version_tree(self.store, refs, oid, rev)
         info.files = [
             FileInfo(
                 e.path, e.size, e.file, e.kind, e.mode if e.kind == KIND_FILE else None, e.target
@@ -767,11 +720,15 @@ class Repository:
     ) -> CheckoutResult:
         """Write the files of ``rev`` under ``dest``, verified; see :func:`vault.ops.checkout`.
 
-        ``durable`` fsyncs every file written (off by default, as in git and restic)."""
-        oid = self.resolve(rev)
-        tree = self.store.get_tree(self.store.get_version(oid).tree)
+        ``durable`` fsyncs every file written (off by default, as in git and restic).
+
+        Raises:
+            FilesCollected: ``rev`` is deleted and gc removed its files.
+        """
         from .ops import checkout as checkout_op
 
+        refs = self.refs.read()
+        tree = version_tree(self.store, refs, resolve(rev, refs, self.store), rev)
         return checkout_op.checkout(
             self.store, tree, Path(dest), force=force, progress=progress, durable=durable
         )
@@ -797,14 +754,10 @@ class Repository:
         Raises:
             NoAttachment: ``rev`` stores nothing of that role.
         """
-        from .errors import NoAttachment
         from .ops import checkout as checkout_op
 
-        oid = self.resolve(rev)
-        tree_id = self.store.get_version(oid).attachments.get(role)
-        if tree_id is None:
-            raise NoAttachment(rev, role)
-        tree = self.store.get_tree(tree_id)
+        refs = self.refs.read()
+        tree = version_tree(self.store, refs, resolve(rev, refs, self.store), rev, role)
         return checkout_op.checkout(
             self.store, tree, Path(dest), force=force, progress=progress, durable=durable
         )
@@ -825,7 +778,9 @@ class Repository:
         """
         from .ml.tensors import load_state_dict
 
-        return load_state_dict(self.store, self.resolve(rev), rev, file, framework)
+        refs = self.refs.read()
+        tree = version_tree(self.store, refs, resolve(rev, refs, self.store), rev)
+        return load_state_dict(self.store, tree, rev, file, framework)
 
     def diff(self, rev_a: str, rev_b: str) -> DiffResult:
         """Files added, removed and changed from ``rev_a`` to ``rev_b``, and for safetensors
@@ -833,7 +788,10 @@ class Repository:
         see :mod:`vault.ops.diff`."""
         from .ops.diff import diff_trees
 
-        a, b = (self._tree(self.resolve(r), r) for r in (rev_a, rev_b))
+        refs = self.refs.read()
+        a, b = (
+            version_tree(self.store, refs, resolve(r, refs, self.store), r) for r in (rev_a, rev_b)
+        )
         return diff_trees(self.store, a, b)
 
     def consolidate(
@@ -880,7 +838,7 @@ class Repository:
     def tags(self) -> list[TagInfo]:
         """Every tag, by name."""
         refs = self.refs.read()
-        names, _ = self._version_names(refs)
+        names, _ = version_names(refs)
         return [TagInfo(n, oid, names.get(oid)) for n, oid in sorted(refs.names_for(TAGS).items())]
 
     def tag(self, name: str, rev: str, *, force: bool = False) -> TagInfo:
@@ -888,12 +846,12 @@ class Repository:
         check_tag_name(name)
         oid = self.resolve(rev)
         with self._writing(), self.refs.transaction(f"tag {name}") as txn:
-            self._check_files_kept(txn.doc, oid, rev)
+            check_files_kept(self.store, txn.doc, oid, rev)
             old = txn.get(TAGS + name)
             if old is not None and not force:
                 raise TagError(f"tag {name} already exists (use --force to move it)")
             txn.set(TAGS + name, oid, expected=old)
-        names, _ = self._version_names(self.refs.read())
+        names, _ = version_names(self.refs.read())
         return TagInfo(name, oid, names.get(oid))
 
     def untag(self, name: str) -> TagInfo:
@@ -908,7 +866,7 @@ class Repository:
     # -- pins, backups, delete and restore ---------------------------------------------------
 
     def _pin_list(self, refs: RefsDoc) -> list[PinInfo]:
-        names, _ = self._version_names(refs)
+        names, _ = version_names(refs)
         labels: dict[Oid, str | None] = {}
         for oid in set(refs.names_for(PINS).values()):
             label = names.get(oid)
@@ -959,7 +917,7 @@ class Repository:
         """
         with self._writing(), self.refs.transaction(f"pin {rev}") as txn:
             oid = resolve(rev, txn.doc, self.store)
-            self._check_files_kept(txn.doc, oid, rev)
+            check_files_kept(self.store, txn.doc, oid, rev)
             made = pins_op.set_pin(
                 txn, oid, type=type, reason=reason, name=name, expires=expires, replace=replace
             )
@@ -1127,8 +1085,8 @@ class Repository:
             restore_op.check_destination(target, self.root)
         refs = self.refs.read()
         oid = resolve(rev, refs, self.store)
-        tree = self._tree(oid, rev)
-        self._check_files_kept(refs, oid, rev)
+        tree = version_tree(self.store, refs, oid, rev)
+        check_files_kept(self.store, refs, oid, rev)
         for entry in tree.entries:  # fail on a damaged or collected version before any change
             if entry.kind == KIND_FILE and entry.file is not None:
                 self.store.get_file(entry.file)
@@ -1145,7 +1103,7 @@ class Repository:
         restore_op.write_exactly(
             self.store, tree, target, keep=self._local_paths(), progress=progress
         )
-        names, _ = self._version_names(self.refs.read())
+        names, _ = version_names(self.refs.read())
         # A deleted version is still called by the name it had, as backup list calls it.
         label = names.get(oid) or self.store.get_version(oid).name
         dest_abs = os.path.abspath(target)  # as checkout reports it, whatever the cwd
@@ -1256,7 +1214,7 @@ class Repository:
     def verify(self, rev: str | None = None, *, progress: Progress | None = None) -> VerifyReport:
         """Re-hash every object reachable from every ref, or from the version ``rev`` only."""
         refs = self.refs.read()
-        names, _ = self._version_names(refs)
+        names, _ = version_names(refs)
         # Every named version is a root; an ancestor no ref names (a deleted version) keeps
         # only its record, so its tree is not looked for (see ops/walk.py).
         roots = set(refs.refs.values()) if rev is None else {self.resolve(rev)}
@@ -1275,7 +1233,6 @@ class Repository:
 
     def _verify_history(self, roots: set[Oid], report: VerifyReport, names: dict[Oid, str]) -> None:
         """Re-read the records of ancestors no ref points at, which history runs through."""
-        from .errors import ObjectMissing
         from .ops.verify import Damage
 
         seen = set(roots)

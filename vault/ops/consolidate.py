@@ -57,6 +57,7 @@ from ..objects import KIND_FILE, Tree, Version
 from ..refs import BASE, VERSIONS, Transaction, version_number
 from ..safetensors_format import Header, TensorInfo
 from . import pins as pins_op
+from .versions import version_tree
 
 if TYPE_CHECKING:
     from ..repo import Repository
@@ -137,7 +138,7 @@ class Source:
             ) from None
         version = repo.store.get_version(self.oid)
         self.name = _version_name(repo, self.oid) or version.name
-        self._tree = repo.store.get_tree(version.tree)
+        self._tree = version_tree(repo.store, repo.refs.read(), self.oid, arg)
 
     def files(self) -> list[str]:
         """Relative paths of its regular files."""
