@@ -9,10 +9,11 @@ from typing import Any
 
 from .errors import VaultError
 from .ops.pins import CleanupPlan, DeleteResult, PinInfo
-from .repo import CommitResult, FileInfo, GcResult, Repository, Stats, TagInfo, VersionInfo
+from .repo import FileInfo, GcResult, Repository, Stats, TagInfo, VersionInfo
 
 _LAZY = {
     "CheckoutResult": "vault.ops.checkout",
+    "CommitResult": "vault.ops.commit",
     "ConsolidateResult": "vault.ops.consolidate",
     "Damage": "vault.ops.verify",
     "DiffResult": "vault.ops.diff",

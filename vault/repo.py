@@ -1,29 +1,28 @@
-"""The repository: one object store and one ref store in a directory, and the verbs over them.
+"""The repository: opens a repository's collaborators, and the verbs over them.
 
 This is the Python API the command line is built on; every method returns plain dataclasses
-carrying the same data ``--json`` prints.
+carrying the same data ``--json`` prints. The collaborators (object store, refs, leases) are
+:class:`vault.ops.parts.Parts`; the verbs moved to :mod:`vault.ops` take them, not the facade.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backend import Backend, LocalBackend
+from .config import CONFIG, FORMAT, READABLE_FORMATS, Config, workdir_for_config
+from .config import workdir_from_config as _workdir_from_config
 from .errors import (
     BadValue,
     CorruptObject,
     NotConfirmed,
     ObjectMissing,
     PinError,
-    PreconditionFailed,
-    RefConflict,
     RepoExists,
     RepoNotFound,
     TagError,
@@ -33,73 +32,46 @@ from .errors import (
 )
 from .faults import crashpoint
 from .ids import Oid
-from .leases import EXCLUSIVE, SHARED, Lease, Leases
-from .objects import KIND_FILE, Version, canonical_json
+from .leases import EXCLUSIVE, Leases
+from .objects import KIND_FILE, Version
 from .ops import gc as gc_op
 from .ops import pins as pins_op
+from .ops.parts import Parts
 from .ops.pins import CleanupPlan, DeleteResult, PinInfo
 from .ops.versions import check_files_kept, pin_names, version_names, version_tree
 from .ops.walk import reach
-from .progress import NullProgress, Progress
-from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction, now_iso
+from .progress import Progress
+from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction
 from .revisions import check_tag_name, resolve
 from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
+    from .ops.commit import CommitResult
     from .ops.consolidate import ConsolidateResult
     from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
     from .ops.verify import VerifyReport
 
 # The verbs that need thread pools and chunkers are imported where they are used, so that a
-# short command such as 'vault log' starts quickly.
+# short command such as 'vault log' starts quickly; so are their result classes.
+_LAZY = {"CommitResult": "commit", "COMMIT_RETRIES": "commit", "STAT_CACHE": "commit"}
 
-FORMAT = 3
-"""The repository format this release writes (see ``docs/format.md``)."""
-
-READABLE_FORMATS = (1, 2, 3)
-"""Formats this release opens. Format 1 lacks byte-plane and delta chunks (codec 2), pins and
-version metadata; format 2 locks with ``flock`` and keeps its reflog in one appended file. The
-first write to an older repository records format 3, since an older writer would neither see
-this release's lease locks nor could a format-1 reader read what is then written."""
-
-COMMIT_RETRIES = 20
-"""Times a commit re-parents its version when other writers keep moving ``latest``."""
+__all__ = ["CONFIG", "FORMAT", "READABLE_FORMATS", "REPO_DIRNAME", "CommitResult", "Repository"]
 
 REPO_DIRNAME = ".vault"
-STAT_CACHE = "cache/stat.json"
-CONFIG = "config.json"
 
 
-@dataclass
-class CommitResult:
-    """A new version and what it cost.
+def __getattr__(name: str) -> Any:
+    """The names of :mod:`vault.ops.commit` this module used to define, imported on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-    Attributes:
-        version: its name (``v001``); ``None`` for an unnamed version (a backup).
-        id: its id.
-        tree: its tree id.
-        files: number of entries.
-        bytes: logical bytes.
-        new_bytes: logical bytes of chunks not stored before.
-        stored_bytes: bytes written to the store after compression.
-        parents: parent version ids.
-        tags: tags set by the commit.
-        unchanged_files: files not read because their size, mtime, ctime and inode matched the
-            stat cache (0 with ``rehash``).
-    """
+    return getattr(importlib.import_module(f"vault.ops.{_LAZY[name]}"), name)
 
-    version: str | None
-    id: str
-    tree: str
-    files: int
-    bytes: int
-    new_bytes: int
-    stored_bytes: int
-    parents: list[str]
-    tags: list[str]
-    unchanged_files: int = 0
+
+Paths = list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...]
 
 
 @dataclass
@@ -200,8 +172,9 @@ class Repository:
     Use :meth:`init` to create one, :meth:`open` or :meth:`find` to open one.
 
     Args:
-        root: the repository directory (the ``.vault`` folder itself).
-        lock_timeout: seconds to wait for another writer before :class:`LockTimeout`.
+        where: the repository directory (the ``.vault`` folder itself), or a backend.
+        lock_timeout: seconds to wait for gc (or, for gc, for writers) before
+            :class:`LockTimeout`.
     """
 
     def __init__(
@@ -217,7 +190,8 @@ class Repository:
         self.refs = RefStore(self.backend)
         self.locks = Leases(self.backend, timeout=lock_timeout)
         self.lock_timeout = lock_timeout
-        self.format = FORMAT
+        self.config = Config(self.backend, self.describe())
+        self.parts = Parts(self.backend, self.store, self.refs, self.locks, self.config, self.root)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -243,64 +217,25 @@ class Repository:
             for sub in ("objects", "logs", "locks", "tmp"):
                 (root / sub).mkdir(parents=True, exist_ok=True)
         repo = cls(path, **kwargs)
-        if repo.backend.stat(CONFIG) is not None:
+        if repo.config.exists():
             raise RepoExists(repo.describe())
         repo.refs.initialise()
         config: dict[str, Any] = {"format": FORMAT}
         if workdir is not None:
             if repo.root is None:
                 raise BadValue("workdir", str(workdir), "only a local repository records one")
-            config["workdir"] = _workdir_for_config(repo.root, Path(workdir))
-        # The config file is written last: its presence marks a complete repository.
-        try:
-            repo.backend.put_if_absent(CONFIG, _config_bytes(config))
-        except PreconditionFailed:
-            raise RepoExists(repo.describe()) from None
+            config["workdir"] = workdir_for_config(repo.root, Path(workdir))
+        repo.config.create(config)  # last: its presence marks a complete repository
         return repo
-
-    def _local_paths(self) -> tuple[Path, ...]:
-        """The repository's directory, when it has one: what commit never reads and restore
-        never touches."""
-        return (self.root,) if self.root is not None else ()
-
-    def describe(self) -> str:
-        """Where the repository is, for messages: its directory, or its backend's name."""
-        return str(self.root) if self.root is not None else self.backend.capabilities.name
-
-    def describe_abs(self) -> str:
-        """:meth:`describe` with the directory made absolute."""
-        return str(self.root.resolve()) if self.root is not None else self.describe()
-
-    def _config(self) -> dict[str, Any]:
-        try:
-            config = json.loads(self.backend.get(CONFIG))
-        except FileNotFoundError:
-            raise RepoNotFound(self.describe()) from None
-        except (OSError, ValueError) as exc:
-            raise RepoNotFound(f"{self.describe()} ({exc})") from None
-        if not isinstance(config, dict):
-            raise RepoNotFound(f"{self.describe()} (config.json is not a JSON object)")
-        return config
-
-    @property
-    def workdir(self) -> Path | None:
-        """The working directory recorded by ``init --workdir``, or ``None``."""
-        try:
-            found = self._config().get("workdir")
-        except RepoNotFound:
-            return None
-        if self.root is None or not isinstance(found, str) or not found:
-            return None
-        return Path(os.path.abspath(self.root.parent / found))
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | Backend, **kwargs: Any) -> Repository:
         """Open the repository whose directory is ``path``, or that lives on a backend."""
         repo = cls(path, **kwargs)
-        found = repo._config().get("format")
+        found = repo.config.read().get("format")
         if found not in READABLE_FORMATS:
             raise UnsupportedFormat(repo.describe(), found, FORMAT)
-        repo.format = found
+        repo.config.format = found
         if not repo.refs.exists():
             # init writes refs.json before config.json: a lost refs.json is damage, not an empty
             # repository (gc would otherwise remove every object).
@@ -319,32 +254,39 @@ class Repository:
                 return cls.open(folder / REPO_DIRNAME, **kwargs)
         raise RepoNotFound(f"{here} or any parent")
 
-    # -- locking -----------------------------------------------------------------------------
+    @property
+    def format(self) -> int:
+        """The repository's format: as opened, or :data:`FORMAT` once this release wrote."""
+        return self.config.format
 
-    @contextmanager
-    def _writing(self) -> Iterator[Lease]:
-        """Held by every writer: excludes a concurrent gc, not other writers. Yields the lease,
-        whose :meth:`~vault.locks.Lease.check` a writer calls before it publishes refs."""
-        with self.locks.hold(SHARED) as lease:
-            if self.format < FORMAT:
-                self._upgrade_format()
-            yield lease
+    def describe(self) -> str:
+        """Where the repository is, for messages: its directory, or its backend's name."""
+        return str(self.root) if self.root is not None else self.backend.capabilities.name
 
-    def _upgrade_format(self) -> None:
-        """Record the current format before writing anything an older release cannot read."""
-        data, etag = self.backend.get_versioned(CONFIG)
-        config = json.loads(data)
-        if config.get("format", FORMAT) < FORMAT:
-            config["format"] = FORMAT
-            with contextlib.suppress(PreconditionFailed):  # another writer upgraded it first
-                self.backend.put_if_match(CONFIG, _config_bytes(config), etag)
-        self.format = FORMAT
+    def describe_abs(self) -> str:
+        """:meth:`describe` with the directory made absolute."""
+        return str(self.root.resolve()) if self.root is not None else self.describe()
 
-    # -- revisions ---------------------------------------------------------------------------
+    @property
+    def workdir(self) -> Path | None:
+        """The working directory recorded by ``init --workdir``, or ``None``."""
+        try:
+            found = self.config.read().get("workdir")
+        except RepoNotFound:
+            return None
+        return _workdir_from_config(self.root, found) if self.root is not None else None
 
     def resolve(self, rev: str) -> Oid:
         """The id of the version ``rev`` names (``v007``, a tag, ``latest~2``, an id prefix)."""
-        return resolve(rev, self.refs.read(), self.store)
+        return self.parts.resolve(rev)
+
+    def roots(self) -> set[Oid]:
+        """Every version a ref points at."""
+        return set(self.refs.read().refs.values())
+
+    def unknown(self, rev: str) -> UnknownRevision:
+        """An :class:`UnknownRevision` for ``rev`` (helper for callers)."""
+        return UnknownRevision(rev)
 
     # -- commit ------------------------------------------------------------------------------
 
@@ -362,236 +304,39 @@ class Repository:
         move_latest: bool = True,
         parents: list[Oid] | None = None,
         on_publish: Callable[[Transaction, Oid, Version], None] | None = None,
-        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] = (),
+        data: Paths = (),
         store_data: bool = False,
         steps: int | None = None,
         loss: float | None = None,
         base_model: str | None = None,
         snapshots: str | os.PathLike[str] | None = None,
     ) -> CommitResult:
-        """Store the file or directory ``path`` as a new version on top of ``latest``.
-
-        When ``path`` is a Hugging Face Trainer checkpoint directory (it holds
-        ``trainer_state.json``), its step, last training and evaluation loss, learning curve and
-        (from ``adapter_config.json``) base model are recorded; explicit arguments win. Every
-        argument is checked before anything is stored.
-
-        Args:
-            message: what this version is (``description`` is the same, by the CLI's name
-                for it; give one of the two).
-            rehash: read every file even when the stat cache says it is unchanged.
-            name_version: give the version the next ``vNNN`` name (a backup has none).
-            move_latest: point ``latest`` at the new version.
-            parents: the parent versions; default ``[latest]`` when ``move_latest``, else none.
-            on_publish: called inside the refs transaction that publishes the version, with the
-                transaction, the version id and the version, so callers can set more refs (a
-                pin, ``base``) atomically with it.
-            data: training data files: path, size and BLAKE3 are recorded.
-            store_data: store the data files' bytes too (an attachment of the version).
-            steps: training steps.
-            loss: final training loss.
-            base_model: a base model's name, or a revision of this repository (its id is
-                recorded too when it resolves).
-            snapshots: a directory of learning-progress snapshots, stored with the version.
-
-        Raises:
-            PathNotFound: ``path``, a data file or the snapshots directory does not exist.
-            BadValue: a negative or non-integral step count, a loss that is not a finite number,
-                a data path that is not a file, a snapshots path that is not a directory.
+        """Store the file or directory ``path`` as a new version on top of ``latest``, with
+        the training metadata of a Trainer checkpoint; every argument is checked before
+        anything is stored. The arguments are those of :func:`vault.ops.commit.commit`.
         """
-        if message is None:
-            message = description
-        elif description is not None and description != message:
-            raise BadValue("description", description, "differs from the message given too")
-        if message is None:
-            raise BadValue("description", "", "a version needs a description (message)")
-        canonical_json(dict(meta or {}))  # NaN and the like are refused before anything is stored
-        tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
-        for t in tags:
-            check_tag_name(t)
-        existing = self.refs.read()
-        for t in tags:
-            if TAGS + t in existing.refs:
-                raise TagError(f"tag {t} already exists (move it with 'vault tag --force')")
-        progress = progress or NullProgress()
-        from .ops import commit as commit_op
-        from .ops.deltas import DeltaBases
-        from .statcache import StatCache
-
-        cache = (
-            StatCache.load(self.root / STAT_CACHE) if self.root is not None else StatCache.memory()
-        )
-
-        training = self._training(
-            path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
-        )
-        entries = commit_op.scan(Path(path), exclude=self._local_paths())
-        extra = self._attachment_entries(training, data, store_data, snapshots)
-        with self._writing() as lease:
-            every = [*entries, *(e for group in extra.values() for e in group)]
-            progress.start("commit", sum(e.size for e in every if e.kind == KIND_FILE))
-            try:
-                start = existing.refs.get(LATEST)
-                bases = tuple(o for o in (existing.refs.get(BASE),) if o is not None)
-                deltas = DeltaBases(self.store, start, bases)
-                stored = commit_op.store_tree(
-                    self.store,
-                    entries,
-                    progress=progress,
-                    deltas=deltas,
-                    cache=cache,
-                    rehash=rehash,
-                )
-                attachments: dict[str, Oid] = {}
-                for role, group in extra.items():
-                    att = commit_op.store_tree(self.store, group, progress=progress)
-                    attachments[role] = att.tree
-                    stored.new_bytes += att.new_bytes
-                    stored.stored_bytes += att.stored_bytes
-                self.store.sync()
-            except BaseException:
-                self.store.discard()  # our temporary files; nothing was published
-                raise
-            finally:
-                progress.finish()
-            summary = message.splitlines()[0] if message else ""
-            for attempt in range(COMMIT_RETRIES):
-                try:
-                    with self.refs.transaction(
-                        f"commit: {summary}", before_publish=lease.check
-                    ) as txn:
-                        for t in tags:
-                            if txn.get(TAGS + t) is not None:
-                                raise TagError(f"tag {t} already exists")
-                        parent = txn.get(LATEST)
-                        if parents is not None:
-                            version_parents = tuple(parents)
-                        elif move_latest and parent:
-                            version_parents = (parent,)
-                        else:
-                            version_parents = ()
-                        name = txn.allocate_version_name() if name_version else None
-                        version = Version(
-                            tree=stored.tree,
-                            parents=version_parents,
-                            message=message,
-                            created=now_iso(),
-                            name=name,
-                            meta=dict(meta or {}),
-                            size=stored.bytes,
-                            files=stored.tree_obj.file_count,
-                            training=training,
-                            attachments=attachments,
-                        )
-                        res = self.store.put(version.to_bytes(), compress=False)
-                        self.store.sync()
-                        crashpoint("version-written")
-                        if name is not None:
-                            txn.set(VERSIONS + name, res.oid, expected=None)
-                        if move_latest:
-                            txn.set(LATEST, res.oid, expected=parent)
-                        for t in tags:
-                            txn.set(TAGS + t, res.oid, expected=None)
-                        if on_publish is not None:
-                            on_publish(txn, res.oid, version)
-                    break
-                except RefConflict:
-                    # Another writer moved latest (or took the name) after we read it: build
-                    # the version again on top of what it published.
-                    if attempt == COMMIT_RETRIES - 1:
-                        raise
-        cache.save()  # only now: the manifests it names are durable and named
-        return CommitResult(
-            version=name,
-            id=res.oid,
-            tree=stored.tree,
-            files=stored.tree_obj.file_count,
-            bytes=stored.bytes,
-            new_bytes=stored.new_bytes,
-            stored_bytes=stored.stored_bytes + res.stored,
-            parents=list(version.parents),
-            tags=list(tags),
-            unchanged_files=stored.unchanged_files,
-        )
-
-    def _training(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...],
-        store_data: bool,
-        steps: int | None,
-        loss: float | None,
-        base_model: str | None,
-    ) -> dict[str, Any]:
-        """The ``training`` record of a new version: checkpoint values, overridden by arguments."""
-        from contextlib import suppress
-
-        from . import meta as meta_mod
-
-        out: dict[str, Any] = {}
-        checkpoint = meta_mod.read_checkpoint(path)
-        if checkpoint is not None:
-            out.update(
-                steps=checkpoint.steps,
-                loss=checkpoint.loss,
-                eval_loss=checkpoint.eval_loss,
-                base_model=checkpoint.base_model,
-            )
-            if checkpoint.curve:
-                # The curve stays in the committed trainer_state.json; the version names it.
-                out["curve"] = meta_mod.TRAINER_STATE
-        if steps is not None:
-            out["steps"] = meta_mod.check_steps(steps)
-        if loss is not None:
-            out["loss"] = meta_mod.check_loss(loss)
-        if base_model is not None:
-            if not isinstance(base_model, str) or not base_model.strip():
-                raise BadValue("base model", base_model, "expected a name or a revision")
-            out["base_model"] = base_model.strip()
-        if out.get("base_model"):
-            with suppress(VaultError):  # else a model's name, not a version of this repository
-                out["base_model_id"] = self.resolve(out["base_model"])
-        records: dict[str, dict[str, Any]] = {}
-        for f in data:
-            record = meta_mod.data_record(f, stored=store_data)
-            records.setdefault(record["path"], record)
-        if records:
-            out["data"] = list(records.values())
-        return {k: v for k, v in out.items() if v is not None}
-
-    def _attachment_entries(
-        self,
-        training: dict[str, Any],
-        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...],
-        store_data: bool,
-        snapshots: str | os.PathLike[str] | None,
-    ) -> dict[str, list[Any]]:
-        """The entries of the trees stored with the version, by role; counts ``snapshots``."""
-        from dataclasses import replace
-
-        from .meta import data_path
         from .ops import commit as commit_op
 
-        out: dict[str, list[Any]] = {}
-        if store_data and training.get("data"):
-            # A stored data file's tree path is its recorded absolute path without the leading
-            # "/", so files of the same name from different folders never collide.
-            entries = {}
-            for f in data:
-                (entry,) = commit_op.scan(Path(f))
-                rel = data_path(f).lstrip("/")
-                entries[rel] = replace(entry, path=rel)
-            out["data"] = [entries[k] for k in sorted(entries)]
-        if snapshots is not None:
-            where = Path(snapshots)
-            if where.exists() and not where.is_dir():
-                raise BadValue("snapshots", str(snapshots), "is not a directory")
-            found = commit_op.scan(where, exclude=self._local_paths())
-            training["snapshots"] = len({e.path.split("/", 1)[0] for e in found})
-            if found:
-                out["snapshots"] = found
-        return out
+        return commit_op.commit(
+            self.parts,
+            path,
+            message,
+            description=description,
+            tags=tags,
+            meta=meta,
+            progress=progress,
+            rehash=rehash,
+            name_version=name_version,
+            move_latest=move_latest,
+            parents=parents,
+            on_publish=on_publish,
+            data=data,
+            store_data=store_data,
+            steps=steps,
+            loss=loss,
+            base_model=base_model,
+            snapshots=snapshots,
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -725,12 +470,10 @@ class Repository:
         Raises:
             FilesCollected: ``rev`` is deleted and gc removed its files.
         """
-        from .ops import checkout as checkout_op
+        from .ops.checkout import checkout_version
 
-        refs = self.refs.read()
-        tree = version_tree(self.store, refs, resolve(rev, refs, self.store), rev)
-        return checkout_op.checkout(
-            self.store, tree, Path(dest), force=force, progress=progress, durable=durable
+        return checkout_version(
+            self.parts, rev, dest, force=force, progress=progress, durable=durable
         )
 
     def checkout_attachment(
@@ -754,12 +497,10 @@ class Repository:
         Raises:
             NoAttachment: ``rev`` stores nothing of that role.
         """
-        from .ops import checkout as checkout_op
+        from .ops.checkout import checkout_version
 
-        refs = self.refs.read()
-        tree = version_tree(self.store, refs, resolve(rev, refs, self.store), rev, role)
-        return checkout_op.checkout(
-            self.store, tree, Path(dest), force=force, progress=progress, durable=durable
+        return checkout_version(
+            self.parts, rev, dest, role=role, force=force, progress=progress, durable=durable
         )
 
     # -- model files: tensors, diff, consolidation --------------------------------------------
@@ -800,31 +541,19 @@ class Repository:
         adapter: str | os.PathLike[str],
         *,
         message: str,
-        training_data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] = (),
+        training_data: Paths = (),
         dtype: str | None = None,
         remove_adapter_dir: bool = False,
     ) -> ConsolidateResult:
         """Merge the LoRA adapter ``adapter`` into ``base`` (each a directory or a revision) and
-        commit the merged model as the next version, ``latest`` and ``base``, with lineage
-        metadata; the base and the adapter are pinned as ``pre_consolidation`` in the same
-        transaction. Any failure leaves every ref and the user's directories as they were.
-
-        Args:
-            message: the merged version's description.
-            training_data: data files recorded with the version (path, size, BLAKE3).
-            dtype: ``bf16``, ``fp16`` or ``fp32``; default: the base's.
-            remove_adapter_dir: delete the adapter's directory once the merged version is
-                stored (step 5).
-
-        Raises:
-            AdapterMismatch: the adapter targets a module the base lacks, or shapes differ.
-            ConsolidateError: the base or adapter is not a model, or is the other one.
-            MissingExtra: torch, transformers or peft are not installed.
+        commit the merged model as the next version, ``latest`` and ``base``, pinning both
+        sources as ``pre_consolidation`` in the same transaction; see
+        :func:`vault.ops.consolidate.consolidate`.
         """
         from .ops.consolidate import consolidate
 
         return consolidate(
-            self,
+            self.parts,
             base,
             adapter,
             message=message,
@@ -845,7 +574,7 @@ class Repository:
         """Name the version ``rev`` with the tag ``name``; moving a tag needs ``force``."""
         check_tag_name(name)
         oid = self.resolve(rev)
-        with self._writing(), self.refs.transaction(f"tag {name}") as txn:
+        with self.parts.writing(), self.refs.transaction(f"tag {name}") as txn:
             check_files_kept(self.store, txn.doc, oid, rev)
             old = txn.get(TAGS + name)
             if old is not None and not force:
@@ -856,7 +585,7 @@ class Repository:
 
     def untag(self, name: str) -> TagInfo:
         """Remove the tag ``name``."""
-        with self._writing(), self.refs.transaction(f"untag {name}") as txn:
+        with self.parts.writing(), self.refs.transaction(f"untag {name}") as txn:
             old = txn.get(TAGS + name)
             if old is None:
                 raise TagError(f"no such tag: {name}")
@@ -915,7 +644,7 @@ class Repository:
             UnknownRevision: ``rev`` names no version.
             PinError: a bad name or type, or the pin exists and ``replace`` is false.
         """
-        with self._writing(), self.refs.transaction(f"pin {rev}") as txn:
+        with self.parts.writing(), self.refs.transaction(f"pin {rev}") as txn:
             oid = resolve(rev, txn.doc, self.store)
             check_files_kept(self.store, txn.doc, oid, rev)
             made = pins_op.set_pin(
@@ -925,7 +654,7 @@ class Repository:
 
     def unpin(self, name: str) -> PinInfo:
         """Remove the pin ``name``; what only it kept becomes garbage for gc."""
-        with self._writing(), self.refs.transaction(f"unpin {name}") as txn:
+        with self.parts.writing(), self.refs.transaction(f"unpin {name}") as txn:
             info = self._pin_info(txn.doc, name)
             txn.delete(PINS + name, expected=Oid(info.id))
         return info
@@ -1013,7 +742,7 @@ class Repository:
         """
         if not confirm:
             raise NotConfirmed(f"delete {rev}")
-        with self._writing(), self.refs.transaction(f"delete {rev}") as txn:
+        with self.parts.writing(), self.refs.transaction(f"delete {rev}") as txn:
             oid = resolve(rev, txn.doc, self.store)
             refs = txn.doc.refs
             names = sorted(k for k, v in refs.items() if k.startswith(VERSIONS) and v == oid)
@@ -1091,7 +820,7 @@ class Repository:
             if entry.kind == KIND_FILE and entry.file is not None:
                 self.store.get_file(entry.file)
         backup = None
-        if restore_op.has_content(target, self._local_paths()):
+        if restore_op.has_content(target, self.parts.local_paths()):
             backup = self._backup(
                 target,
                 type=pins_op.PRE_RESTORE,
@@ -1101,7 +830,7 @@ class Repository:
             )
         crashpoint("restore-pinned")
         restore_op.write_exactly(
-            self.store, tree, target, keep=self._local_paths(), progress=progress
+            self.store, tree, target, keep=self.parts.local_paths(), progress=progress
         )
         names, _ = version_names(self.refs.read())
         # A deleted version is still called by the name it had, as backup list calls it.
@@ -1170,7 +899,7 @@ class Repository:
                     plan.objects += 1
                     plan.bytes += st.size
         if execute and unpin:
-            with self._writing(), self.refs.transaction("backup cleanup") as txn:
+            with self.parts.writing(), self.refs.transaction("backup cleanup") as txn:
                 for p in unpin:
                     txn.delete(PINS + p.name, expected=Oid(p.id))
         plan.executed = execute
@@ -1178,9 +907,7 @@ class Repository:
 
     # -- maintenance -------------------------------------------------------------------------
 
-    def roots(self) -> set[Oid]:
-        """Every version a ref points at."""
-        return set(self.refs.read().refs.values())
+    # -- maintenance -------------------------------------------------------------------------
 
     def gc(
         self,
@@ -1284,22 +1011,3 @@ class Repository:
             dedup_ratio=round(logical / unique, 4) if unique else 1.0,
             compression_ratio=round(unique / chunk_stored, 4) if chunk_stored else 1.0,
         )
-
-    def unknown(self, rev: str) -> UnknownRevision:
-        """An :class:`UnknownRevision` for ``rev`` (helper for callers)."""
-        return UnknownRevision(rev)
-
-
-def _config_bytes(config: dict[str, Any]) -> bytes:
-    return json.dumps(config, indent=2).encode() + b"\n"
-
-
-def _workdir_for_config(root: Path, workdir: Path) -> str:
-    """``workdir`` as ``config.json`` records it: relative to the folder holding the repository
-    when inside it (so the project can move), else absolute."""
-    base = Path(os.path.abspath(root)).parent
-    full = Path(os.path.abspath(workdir))
-    try:
-        return full.relative_to(base).as_posix() or "."
-    except ValueError:
-        return str(full)
