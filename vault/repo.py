@@ -7,10 +7,8 @@ carrying the same data ``--json`` prints. The collaborators (object store, refs,
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,28 +19,33 @@ from .errors import (
     BadValue,
     CorruptObject,
     NotConfirmed,
-    ObjectMissing,
     PinError,
     RepoExists,
     RepoNotFound,
-    TagError,
     UnknownRevision,
     UnsupportedFormat,
     VaultError,
 )
 from .faults import crashpoint
 from .ids import Oid
-from .leases import EXCLUSIVE, Leases
+from .leases import Leases
 from .objects import KIND_FILE, Version
 from .ops import gc as gc_op
+from .ops import history
 from .ops import pins as pins_op
+from .ops import stats as stats_op
+from .ops import tags as tags_op
+from .ops.gc import GcResult
+from .ops.history import FileInfo, VersionInfo
 from .ops.parts import Parts
 from .ops.pins import CleanupPlan, DeleteResult, PinInfo
-from .ops.versions import check_files_kept, pin_names, version_names, version_tree
+from .ops.stats import Stats
+from .ops.tags import TagInfo
+from .ops.versions import check_files_kept, version_names, version_tree
 from .ops.walk import reach
 from .progress import Progress
 from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction
-from .revisions import check_tag_name, resolve
+from .revisions import resolve
 from .store import ObjectStore
 
 if TYPE_CHECKING:
@@ -57,7 +60,19 @@ if TYPE_CHECKING:
 # short command such as 'vault log' starts quickly; so are their result classes.
 _LAZY = {"CommitResult": "commit", "COMMIT_RETRIES": "commit", "STAT_CACHE": "commit"}
 
-__all__ = ["CONFIG", "FORMAT", "READABLE_FORMATS", "REPO_DIRNAME", "CommitResult", "Repository"]
+__all__ = [
+    "CONFIG",
+    "FORMAT",
+    "READABLE_FORMATS",
+    "REPO_DIRNAME",
+    "CommitResult",
+    "FileInfo",
+    "GcResult",
+    "Repository",
+    "Stats",
+    "TagInfo",
+    "VersionInfo",
+]
 
 REPO_DIRNAME = ".vault"
 
@@ -72,98 +87,6 @@ def __getattr__(name: str) -> Any:
 
 
 Paths = list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...]
-
-
-@dataclass
-class FileInfo:
-    """One entry of a version's file list."""
-
-    path: str
-    size: int
-    id: str | None
-    kind: str = KIND_FILE
-    mode: int | None = None
-    target: str | None = None
-
-
-@dataclass
-class VersionInfo:
-    """A version as ``log`` and ``show`` describe it.
-
-    The training metadata (``steps`` to ``snapshots``) is ``None`` (``[]`` for ``data``) when
-    the version does not record it; ``description`` repeats ``message``. ``curve`` (the learning
-    curve: the Trainer's ``log_history`` entries) is read by ``show`` only.
-    """
-
-    version: str | None
-    id: str
-    message: str
-    created: str
-    tags: list[str]
-    meta: dict[str, Any]
-    parents: list[str]
-    bytes: int
-    file_count: int
-    tree: str
-    files: list[FileInfo] | None = None
-    description: str = ""
-    steps: int | None = None
-    loss: float | None = None
-    eval_loss: float | None = None
-    base_model: str | None = None
-    base_model_id: str | None = None
-    data: list[dict[str, Any]] = field(default_factory=list)
-    snapshots: int | None = None
-    pins: list[str] = field(default_factory=list)
-    curve: list[dict[str, Any]] | None = None
-
-    def __post_init__(self) -> None:
-        self.description = self.description or self.message
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object ``--json`` prints (``files`` and ``curve`` only when read)."""
-        d = asdict(self)
-        if self.files is None:
-            del d["files"]
-        if self.curve is None:
-            del d["curve"]
-        return d
-
-
-@dataclass
-class GcResult:
-    """What gc removed (or would remove with ``dry_run``)."""
-
-    objects: int
-    bytes: int
-    dry_run: bool
-    grace_seconds: float
-    reachable: int
-    kept_young: int
-    temp_files: int
-
-
-@dataclass
-class Stats:
-    """Sizes of the repository."""
-
-    versions: int
-    logical_bytes: int
-    unique_bytes: int
-    stored_bytes: int
-    chunks: int
-    objects: int
-    dedup_ratio: float
-    compression_ratio: float
-
-
-@dataclass
-class TagInfo:
-    """A tag and the version it names."""
-
-    name: str
-    id: str
-    version: str | None
 
 
 class Repository:
@@ -340,36 +263,6 @@ class Repository:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _info(
-        self,
-        oid: Oid,
-        version: Version,
-        tags: dict[Oid, list[str]],
-        names: dict[Oid, str],
-        pins: dict[Oid, list[str]] | None = None,
-    ) -> VersionInfo:
-        training = version.training
-        return VersionInfo(
-            version=names.get(oid, version.name),
-            id=oid,
-            message=version.message,
-            created=version.created,
-            tags=sorted(tags.get(oid, [])),
-            meta=version.meta,
-            parents=list(version.parents),
-            bytes=version.size,
-            file_count=version.files,
-            tree=version.tree,
-            steps=training.get("steps"),
-            loss=training.get("loss"),
-            eval_loss=training.get("eval_loss"),
-            base_model=training.get("base_model"),
-            base_model_id=training.get("base_model_id"),
-            data=[dict(d) for d in training.get("data", [])],
-            snapshots=training.get("snapshots"),
-            pins=sorted((pins or {}).get(oid, [])),
-        )
-
     def log(
         self,
         rev: str | None = None,
@@ -383,76 +276,11 @@ class Repository:
         is ``rev`` itself or ``all`` is set. ``all`` without ``rev`` lists every version any
         ref reaches, backups and pinned deleted versions included, newest first.
         """
-        refs = self.refs.read()
-        names, tags = version_names(refs)
-        pins = pin_names(refs)
-        out: list[VersionInfo] = []
-        if all and rev is None:
-            found: dict[Oid, Version] = {}
-            stack = list(set(refs.refs.values()))
-            while stack:
-                vid = stack.pop()
-                if vid not in found:
-                    found[vid] = self.store.get_version(vid)
-                    stack.extend(found[vid].parents)
-            depth: dict[Oid, int] = {}  # breaks ties of equal times: children before parents
-            for vid in found:
-                todo = [vid]
-                while todo:
-                    cur = todo[-1]
-                    waiting = [p for p in found[cur].parents if p in found and p not in depth]
-                    if waiting:
-                        todo.extend(waiting)
-                        continue
-                    todo.pop()
-                    depth[cur] = 1 + max(
-                        (depth[p] for p in found[cur].parents if p in found), default=0
-                    )
-            ordered = sorted(
-                found.items(), key=lambda kv: (kv[1].created, depth[kv[0]], kv[0]), reverse=True
-            )
-            for vid, version in ordered[:limit]:
-                out.append(self._info(vid, version, tags, names, pins))
-            return out
-        if rev is None and LATEST not in refs.refs:
-            return []
-        start = resolve(rev or LATEST, refs, self.store)
-        oid: Oid | None = start
-        while oid is not None and (limit is None or len(out) < limit):
-            version = self.store.get_version(oid)
-            if all or oid == start or oid in names:
-                out.append(self._info(oid, version, tags, names, pins))
-            oid = version.parents[0] if version.parents else None
-        return out
+        return history.log(self.parts, rev, limit=limit, all=all)
 
     def show(self, rev: str) -> VersionInfo:
         """A version with its file list and, when it records one, its learning curve."""
-        refs = self.refs.read()
-        oid = resolve(rev, refs, self.store)
-        names, tags = version_names(refs)
-        version = self.store.get_version(oid)
-        info = self._info(oid, version, tags, names, pin_names(refs))
-        tree = version_tree(self.store, refs, oid, rev)
-        info.files = [
-            FileInfo(
-                e.path, e.size, e.file, e.kind, e.mode if e.kind == KIND_FILE else None, e.target
-            )
-            for e in tree.entries
-        ]
-        curve_path = version.training.get("curve")
-        if isinstance(curve_path, str):
-            info.curve = self._read_curve(tree, curve_path)
-        return info
-
-    def _read_curve(self, tree: Any, path: str) -> list[dict[str, Any]]:
-        """The ``log_history`` of the trainer state at ``path`` in ``tree``, read verified."""
-        from .meta import curve_from_state
-
-        for entry in tree.entries:
-            if entry.path == path and entry.kind == KIND_FILE and entry.file is not None:
-                manifest = self.store.get_file(entry.file)
-                return curve_from_state(b"".join(self.store.get(c.oid) for c in manifest.chunks))
-        return []
+        return history.show(self.parts, rev)
 
     def checkout(
         self,
@@ -517,23 +345,17 @@ class Repository:
             FileNotInVersion: ``rev`` has no regular file ``file``.
             NotSafetensors: the file is not a well-formed safetensors file.
         """
-        from .ml.tensors import load_state_dict
+        from .ops.tensors import load_state_dict
 
-        refs = self.refs.read()
-        tree = version_tree(self.store, refs, resolve(rev, refs, self.store), rev)
-        return load_state_dict(self.store, tree, rev, file, framework)
+        return load_state_dict(self.parts, rev, file, framework)
 
     def diff(self, rev_a: str, rev_b: str) -> DiffResult:
         """Files added, removed and changed from ``rev_a`` to ``rev_b``, and for safetensors
         files the tensors added, removed and changed with the relative L2 norm of the change;
         see :mod:`vault.ops.diff`."""
-        from .ops.diff import diff_trees
+        from .ops.diff import diff
 
-        refs = self.refs.read()
-        a, b = (
-            version_tree(self.store, refs, resolve(r, refs, self.store), r) for r in (rev_a, rev_b)
-        )
-        return diff_trees(self.store, a, b)
+        return diff(self.parts, rev_a, rev_b)
 
     def consolidate(
         self,
@@ -566,31 +388,15 @@ class Repository:
 
     def tags(self) -> list[TagInfo]:
         """Every tag, by name."""
-        refs = self.refs.read()
-        names, _ = version_names(refs)
-        return [TagInfo(n, oid, names.get(oid)) for n, oid in sorted(refs.names_for(TAGS).items())]
+        return tags_op.tags(self.parts)
 
     def tag(self, name: str, rev: str, *, force: bool = False) -> TagInfo:
         """Name the version ``rev`` with the tag ``name``; moving a tag needs ``force``."""
-        check_tag_name(name)
-        oid = self.resolve(rev)
-        with self.parts.writing(), self.refs.transaction(f"tag {name}") as txn:
-            check_files_kept(self.store, txn.doc, oid, rev)
-            old = txn.get(TAGS + name)
-            if old is not None and not force:
-                raise TagError(f"tag {name} already exists (use --force to move it)")
-            txn.set(TAGS + name, oid, expected=old)
-        names, _ = version_names(self.refs.read())
-        return TagInfo(name, oid, names.get(oid))
+        return tags_op.tag(self.parts, name, rev, force=force)
 
     def untag(self, name: str) -> TagInfo:
         """Remove the tag ``name``."""
-        with self.parts.writing(), self.refs.transaction(f"untag {name}") as txn:
-            old = txn.get(TAGS + name)
-            if old is None:
-                raise TagError(f"no such tag: {name}")
-            txn.delete(TAGS + name, expected=old)
-        return TagInfo(name, old, None)
+        return tags_op.untag(self.parts, name)
 
     # -- pins, backups, delete and restore ---------------------------------------------------
 
@@ -864,7 +670,6 @@ class Repository:
             self.store,
             set(labels),
             lambda oid: labels.get(oid, oid[:12]),
-            ancestors=False,
             progress=progress,
         )
 
@@ -907,8 +712,6 @@ class Repository:
 
     # -- maintenance -------------------------------------------------------------------------
 
-    # -- maintenance -------------------------------------------------------------------------
-
     def gc(
         self,
         *,
@@ -917,97 +720,14 @@ class Repository:
         progress: Progress | None = None,
     ) -> GcResult:
         """Remove unreachable objects older than ``grace`` (seconds or a duration string)."""
-        seconds = gc_op.parse_duration(grace) if isinstance(grace, str) else float(grace)
-
-        def run() -> gc_op.GcPlan:
-            import time
-
-            history = self.refs.recent_ids(time.time() - seconds)
-            p = gc_op.plan(self.store, self.backend, self.roots(), seconds, history=history)
-            if not dry_run:
-                gc_op.execute(self.store, self.backend, p, progress)
-                self.locks.remove_stale()
-            return p
-
-        if dry_run:
-            p = run()
-        else:
-            with self.locks.hold(EXCLUSIVE):
-                p = run()
-        return GcResult(
-            p.objects, p.bytes, dry_run, seconds, p.reachable, p.young, len(p.temp_files)
-        )
+        return gc_op.gc(self.parts, grace=grace, dry_run=dry_run, progress=progress)
 
     def verify(self, rev: str | None = None, *, progress: Progress | None = None) -> VerifyReport:
         """Re-hash every object reachable from every ref, or from the version ``rev`` only."""
-        refs = self.refs.read()
-        names, _ = version_names(refs)
-        # Every named version is a root; an ancestor no ref names (a deleted version) keeps
-        # only its record, so its tree is not looked for (see ops/walk.py).
-        roots = set(refs.refs.values()) if rev is None else {self.resolve(rev)}
-        from .ops import verify as verify_op
+        from .ops.verify import verify_repository
 
-        report = verify_op.verify(
-            self.store,
-            roots,
-            lambda oid: names.get(oid, oid[:12]),
-            ancestors=False,
-            progress=progress,
-        )
-        if rev is None:
-            self._verify_history(roots, report, names)
-        return report
-
-    def _verify_history(self, roots: set[Oid], report: VerifyReport, names: dict[Oid, str]) -> None:
-        """Re-read the records of ancestors no ref points at, which history runs through."""
-        from .ops.verify import Damage
-
-        seen = set(roots)
-        stack: list[tuple[Oid, str]] = []
-        for oid in roots:
-            with contextlib.suppress(CorruptObject, ObjectMissing):  # reported already
-                stack.extend(
-                    (p, names.get(oid, oid[:12])) for p in self.store.get_version(oid).parents
-                )
-        while stack:
-            oid, child = stack.pop()
-            if oid in seen:
-                continue
-            seen.add(oid)
-            report.versions += 1
-            report.objects += 1
-            try:
-                parents = self.store.get_version(oid).parents
-            except ObjectMissing:
-                report.damaged.append(Damage(oid, "missing", "object file is missing", [child]))
-                continue
-            except CorruptObject as exc:
-                report.damaged.append(Damage(oid, "corrupt", exc.message, [child]))
-                continue
-            stack.extend((p, child) for p in parents)
+        return verify_repository(self.parts, rev, progress=progress)
 
     def stats(self) -> Stats:
         """Versions, logical and stored sizes, dedup and compression ratios."""
-        refs = self.refs.read()
-        named = set(refs.names_for(VERSIONS).values())
-        r = reach(self.store, set(refs.refs.values()))
-        logical = sum(self.store.get_version(v).size for v in named)
-        unique = sum(r.chunks.values())
-        stored = 0
-        chunk_stored = 0
-        objects = 0
-        for oid, st in self.store.list():
-            objects += 1
-            stored += st.size
-            if oid in r.chunks:
-                chunk_stored += st.size
-        return Stats(
-            versions=len(named),
-            logical_bytes=logical,
-            unique_bytes=unique,
-            stored_bytes=stored,
-            chunks=len(r.chunks),
-            objects=objects,
-            dedup_ratio=round(logical / unique, 4) if unique else 1.0,
-            compression_ratio=round(unique / chunk_stored, 4) if chunk_stored else 1.0,
-        )
+        return stats_op.stats(self.parts)
