@@ -8,9 +8,10 @@ those of the heavier verbs are imported on first use, so ``import vault`` stays 
 from typing import Any
 
 from .errors import VaultError
+from .ops.delete import DeleteResult
 from .ops.gc import GcResult
 from .ops.history import FileInfo, VersionInfo
-from .ops.pins import CleanupPlan, DeleteResult, PinInfo
+from .ops.pins import CleanupPlan, PinInfo
 from .ops.stats import Stats
 from .ops.tags import TagInfo
 from .repo import Repository

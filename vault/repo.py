@@ -1,8 +1,8 @@
-"""The repository: opens a repository's collaborators, and the verbs over them.
+"""The repository facade: opens a repository's collaborators and calls one verb per method.
 
 This is the Python API the command line is built on; every method returns plain dataclasses
-carrying the same data ``--json`` prints. The collaborators (object store, refs, leases) are
-:class:`vault.ops.parts.Parts`; the verbs moved to :mod:`vault.ops` take them, not the facade.
+carrying the same data ``--json`` prints. The verbs themselves live in :mod:`vault.ops`, each a
+function over the collaborators (:class:`vault.ops.parts.Parts`): object store, refs, leases.
 """
 
 from __future__ import annotations
@@ -13,44 +13,45 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backend import Backend, LocalBackend
-from .config import CONFIG, FORMAT, READABLE_FORMATS, Config, workdir_for_config
-from .config import workdir_from_config as _workdir_from_config
+from .config import (
+    CONFIG,
+    FORMAT,
+    READABLE_FORMATS,
+    Config,
+    workdir_for_config,
+    workdir_from_config,
+)
 from .errors import (
     BadValue,
     CorruptObject,
-    NotConfirmed,
-    PinError,
     RepoExists,
     RepoNotFound,
     UnknownRevision,
     UnsupportedFormat,
-    VaultError,
 )
-from .faults import crashpoint
 from .ids import Oid
 from .leases import Leases
-from .objects import KIND_FILE, Version
+from .objects import Version
+from .ops import delete as delete_op
 from .ops import gc as gc_op
 from .ops import history
 from .ops import pins as pins_op
 from .ops import stats as stats_op
 from .ops import tags as tags_op
+from .ops.delete import DeleteResult
 from .ops.gc import GcResult
 from .ops.history import FileInfo, VersionInfo
 from .ops.parts import Parts
-from .ops.pins import CleanupPlan, DeleteResult, PinInfo
+from .ops.pins import EMERGENCY, CleanupPlan, PinInfo
 from .ops.stats import Stats
 from .ops.tags import TagInfo
-from .ops.versions import check_files_kept, version_names, version_tree
-from .ops.walk import reach
 from .progress import Progress
-from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction
-from .revisions import resolve
+from .refs import RefStore, Transaction
 from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
-    from .ops.commit import CommitResult
+    from .ops.commit import CommitResult, Paths
     from .ops.consolidate import ConsolidateResult
     from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
@@ -65,9 +66,12 @@ __all__ = [
     "FORMAT",
     "READABLE_FORMATS",
     "REPO_DIRNAME",
+    "CleanupPlan",
     "CommitResult",
+    "DeleteResult",
     "FileInfo",
     "GcResult",
+    "PinInfo",
     "Repository",
     "Stats",
     "TagInfo",
@@ -86,9 +90,6 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"vault.ops.{_LAZY[name]}"), name)
 
 
-Paths = list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...]
-
-
 class Repository:
     """A vault repository.
 
@@ -96,8 +97,8 @@ class Repository:
 
     Args:
         where: the repository directory (the ``.vault`` folder itself), or a backend.
-        lock_timeout: seconds to wait for gc (or, for gc, for writers) before
-            :class:`LockTimeout`.
+        lock_timeout: seconds to wait for a lease (a writer waits for gc, gc for writers)
+            before :class:`LockTimeout`.
     """
 
     def __init__(
@@ -197,7 +198,7 @@ class Repository:
             found = self.config.read().get("workdir")
         except RepoNotFound:
             return None
-        return _workdir_from_config(self.root, found) if self.root is not None else None
+        return workdir_from_config(self.root, found) if self.root is not None else None
 
     def resolve(self, rev: str) -> Oid:
         """The id of the version ``rev`` names (``v007``, a tag, ``latest~2``, an id prefix)."""
@@ -211,7 +212,7 @@ class Repository:
         """An :class:`UnknownRevision` for ``rev`` (helper for callers)."""
         return UnknownRevision(rev)
 
-    # -- commit ------------------------------------------------------------------------------
+    # -- commit and reading ------------------------------------------------------------------
 
     def commit(
         self,
@@ -260,8 +261,6 @@ class Repository:
             base_model=base_model,
             snapshots=snapshots,
         )
-
-    # -- reading -----------------------------------------------------------------------------
 
     def log(
         self,
@@ -400,28 +399,9 @@ class Repository:
 
     # -- pins, backups, delete and restore ---------------------------------------------------
 
-    def _pin_list(self, refs: RefsDoc) -> list[PinInfo]:
-        names, _ = version_names(refs)
-        labels: dict[Oid, str | None] = {}
-        for oid in set(refs.names_for(PINS).values()):
-            label = names.get(oid)
-            if label is None:  # a deleted version is still called by the name it had
-                try:
-                    label = self.store.get_version(oid).name
-                except VaultError:
-                    label = None
-            labels[oid] = label
-        return pins_op.pin_infos(refs, labels)
-
-    def _pin_info(self, refs: RefsDoc, name: str) -> PinInfo:
-        for p in self._pin_list(refs):
-            if p.name == name:
-                return p
-        raise PinError(f"no such pin: {name}")
-
     def pins(self, type: str | None = None) -> list[PinInfo]:  # noqa: A002
         """Every pin (of ``type`` only, when given), oldest first."""
-        return [p for p in self._pin_list(self.refs.read()) if type is None or p.type == type]
+        return pins_op.pins(self.parts, type)
 
     backup_list = pins
 
@@ -435,41 +415,23 @@ class Repository:
         expires: str | None = None,
         replace: bool = False,
     ) -> PinInfo:
-        """Pin the version ``rev`` so that it and everything it reaches stay.
-
-        Args:
-            type: ``pre_consolidation``, ``pre_deletion``, ``pre_restore``, ``emergency`` or any
-                word.
-            reason: why.
-            name: the pin's name (the rules of tag names); generated when ``None``.
-            expires: a duration (``30d``) or date after which ``backup cleanup`` drops it.
-            replace: move an existing pin of that name (e.g. keep ``best`` on the best
-                checkpoint) instead of refusing.
-
-        Raises:
-            UnknownRevision: ``rev`` names no version.
-            PinError: a bad name or type, or the pin exists and ``replace`` is false.
+        """Pin the version ``rev`` so that it and everything it reaches stay; ``expires`` (a
+        duration such as ``30d``, or a date) lets ``backup cleanup`` drop it, ``replace`` moves
+        an existing pin of that name. See :func:`vault.ops.pins.pin`.
         """
-        with self.parts.writing(), self.refs.transaction(f"pin {rev}") as txn:
-            oid = resolve(rev, txn.doc, self.store)
-            check_files_kept(self.store, txn.doc, oid, rev)
-            made = pins_op.set_pin(
-                txn, oid, type=type, reason=reason, name=name, expires=expires, replace=replace
-            )
-            return self._pin_info(txn.doc, made)
+        return pins_op.pin(
+            self.parts, rev, type=type, reason=reason, name=name, expires=expires, replace=replace
+        )
 
     def unpin(self, name: str) -> PinInfo:
         """Remove the pin ``name``; what only it kept becomes garbage for gc."""
-        with self.parts.writing(), self.refs.transaction(f"unpin {name}") as txn:
-            info = self._pin_info(txn.doc, name)
-            txn.delete(PINS + name, expected=Oid(info.id))
-        return info
+        return pins_op.unpin(self.parts, name)
 
     def backup(
         self,
         path: str | os.PathLike[str],
         *,
-        type: str = pins_op.EMERGENCY,  # noqa: A002
+        type: str = EMERGENCY,  # noqa: A002
         reason: str,
         name: str | None = None,
         expires: str | None = None,
@@ -480,59 +442,19 @@ class Repository:
         The backup does not move ``latest`` and gets no version name; dedup makes it nearly
         free when ``path`` matches something stored.
         """
-        made = self._backup(
-            path, type=type, reason=reason, name=name, expires=expires, progress=progress
+        from .ops import backup as backup_op
+
+        made = backup_op.backup(
+            self.parts,
+            path,
+            type=type,
+            reason=reason,
+            name=name,
+            expires=expires,
+            progress=progress,
         )
         assert made is not None
         return made
-
-    def _backup(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        type: str,  # noqa: A002
-        reason: str,
-        name: str | None = None,
-        expires: str | None = None,
-        progress: Progress | None = None,
-        unless_kept: bool = False,
-    ) -> PinInfo | None:
-        """:meth:`backup`; with ``unless_kept``, no pin when a ref already keeps that tree."""
-        pins_op.check_type(type)
-        pins_op.parse_expiry(expires)
-        if name is not None:
-            pins_op.check_pin_name(name)
-            if PINS + name in self.refs.read().refs:
-                raise PinError(f"pin {name} already exists")
-        made: list[PinInfo] = []
-
-        def on_publish(txn: Transaction, oid: Oid, version: Version) -> None:
-            if unless_kept and version.tree in self._kept_trees(txn.doc):
-                return
-            pin_name = pins_op.set_pin(
-                txn, oid, type=type, reason=reason, name=name, expires=expires
-            )
-            made.append(self._pin_info(txn.doc, pin_name))
-
-        self.commit(
-            path,
-            f"backup ({type}): {reason}",
-            progress=progress,
-            name_version=False,
-            move_latest=False,
-            on_publish=on_publish,
-        )
-        return made[0] if made else None
-
-    def _kept_trees(self, refs: RefsDoc) -> set[Oid]:
-        """The trees of the versions refs point at."""
-        out = set()
-        for oid in set(refs.refs.values()):
-            try:
-                out.add(self.store.get_version(oid).tree)
-            except VaultError:
-                continue
-        return out
 
     def delete(self, rev: str, *, confirm: bool = False, reason: str | None = None) -> DeleteResult:
         """Remove a version's name and tags, after pinning it as ``pre_deletion``.
@@ -546,52 +468,7 @@ class Repository:
             NotConfirmed: ``confirm`` is false.
             UnknownRevision: ``rev`` names no version, or one without a name.
         """
-        if not confirm:
-            raise NotConfirmed(f"delete {rev}")
-        with self.parts.writing(), self.refs.transaction(f"delete {rev}") as txn:
-            oid = resolve(rev, txn.doc, self.store)
-            refs = txn.doc.refs
-            names = sorted(k for k, v in refs.items() if k.startswith(VERSIONS) and v == oid)
-            if not names:
-                raise UnknownRevision(rev, "it has no version name to delete; unpin it instead")
-            label = names[0][len(VERSIONS) :]
-            pin_name = pins_op.set_pin(
-                txn,
-                oid,
-                type=pins_op.PRE_DELETION,
-                reason=reason or f"vault delete {label}",
-                label=label,
-            )
-            tags = sorted(k for k, v in txn.doc.refs.items() if k.startswith(TAGS) and v == oid)
-            # 'base' names the deleted version as a tag would, and goes with it: else it would
-            # keep the version from cleanup and gc for ever.
-            base = [BASE] if txn.get(BASE) == oid else []
-            for ref in [*names, *tags, *base]:
-                txn.delete(ref, expected=oid)
-            if txn.get(LATEST) == oid:
-                ancestor = self._named_ancestor(txn.doc, oid)
-                if ancestor is None:
-                    txn.delete(LATEST, expected=oid)
-                else:
-                    txn.set(LATEST, ancestor, expected=oid)
-            pin = self._pin_info(txn.doc, pin_name)
-            latest = txn.get(LATEST)
-        return DeleteResult(
-            label, oid, pin, [t[len(TAGS) :] for t in tags], latest, base=txn.get(BASE)
-        )
-
-    def _named_ancestor(self, refs: RefsDoc, oid: Oid) -> Oid | None:
-        """The nearest version along first parents that still has a version name."""
-        named = set(refs.names_for(VERSIONS).values())
-        seen = {oid}
-        parents = self.store.get_version(oid).parents
-        while parents and parents[0] not in seen:
-            oid = parents[0]
-            if oid in named:
-                return oid
-            seen.add(oid)
-            parents = self.store.get_version(oid).parents
-        return None
+        return delete_op.delete(self.parts, rev, confirm=confirm, reason=reason)
 
     def restore(
         self,
@@ -613,36 +490,7 @@ class Repository:
         """
         from .ops import restore as restore_op
 
-        target = Path(dest) if dest is not None else self.workdir
-        if target is None:
-            raise restore_op.NoDestination()
-        if self.root is not None:
-            restore_op.check_destination(target, self.root)
-        refs = self.refs.read()
-        oid = resolve(rev, refs, self.store)
-        tree = version_tree(self.store, refs, oid, rev)
-        check_files_kept(self.store, refs, oid, rev)
-        for entry in tree.entries:  # fail on a damaged or collected version before any change
-            if entry.kind == KIND_FILE and entry.file is not None:
-                self.store.get_file(entry.file)
-        backup = None
-        if restore_op.has_content(target, self.parts.local_paths()):
-            backup = self._backup(
-                target,
-                type=pins_op.PRE_RESTORE,
-                reason=f"content of {target} before restoring {rev}",
-                unless_kept=True,
-                progress=progress,
-            )
-        crashpoint("restore-pinned")
-        restore_op.write_exactly(
-            self.store, tree, target, keep=self.parts.local_paths(), progress=progress
-        )
-        names, _ = version_names(self.refs.read())
-        # A deleted version is still called by the name it had, as backup list calls it.
-        label = names.get(oid) or self.store.get_version(oid).name
-        dest_abs = os.path.abspath(target)  # as checkout reports it, whatever the cwd
-        return restore_op.RestoreResult(dest_abs, label, oid, tree.file_count, tree.size, backup)
+        return restore_op.restore(self.parts, rev, self._destination(dest), progress=progress)
 
     def backup_restore(
         self,
@@ -652,26 +500,20 @@ class Repository:
         progress: Progress | None = None,
     ) -> RestoreResult:
         """:meth:`restore` the version the pin ``pin`` keeps."""
-        self._pin_info(self.refs.read(), pin)
-        return self.restore(PINS + pin, dest, progress=progress)
+        from .ops import restore as restore_op
+
+        return restore_op.restore_pin(self.parts, pin, self._destination(dest), progress=progress)
+
+    def _destination(self, dest: str | os.PathLike[str] | None) -> Path | None:
+        return Path(dest) if dest is not None else self.workdir
 
     def backup_verify(
         self, pin: str | None = None, *, progress: Progress | None = None
     ) -> VerifyReport:
         """Re-hash everything the pin ``pin`` (default: every pin) reaches."""
-        refs = self.refs.read()
-        chosen = [self._pin_info(refs, pin)] if pin is not None else self._pin_list(refs)
-        labels: dict[Oid, str] = {}
-        for p in chosen:
-            labels.setdefault(Oid(p.id), f"pin {p.name}")
-        from .ops import verify as verify_op
+        from .ops import backup as backup_op
 
-        return verify_op.verify(
-            self.store,
-            set(labels),
-            lambda oid: labels.get(oid, oid[:12]),
-            progress=progress,
-        )
+        return backup_op.verify_pins(self.parts, pin, progress=progress)
 
     def backup_cleanup(
         self,
@@ -686,29 +528,15 @@ class Repository:
         See :func:`vault.ops.pins.select_for_cleanup` for which pins go. ``bytes`` is what gc
         frees once they are gone: the stored size of objects only those pins reach.
         """
-        for what, value in (("retention days", retention_days), ("--keep-last", keep_last)):
-            if value is not None and value < 0:
-                raise BadValue(what, value, "must not be negative")
-        refs = self.refs.read()
-        unpin, keep = pins_op.select_for_cleanup(
-            self._pin_list(refs), retention_days=retention_days, keep_last=keep_last, pin_type=type
+        from .ops import backup as backup_op
+
+        return backup_op.cleanup(
+            self.parts,
+            retention_days=retention_days,
+            keep_last=keep_last,
+            pin_type=type,
+            execute=execute,
         )
-        plan = CleanupPlan(unpin=unpin, keep=keep)
-        if unpin:
-            gone = {PINS + p.name for p in unpin}
-            before = reach(self.store, set(refs.refs.values())).all()
-            after = reach(self.store, {v for k, v in refs.refs.items() if k not in gone}).all()
-            for oid in before - after:
-                st = self.store.stat(oid)
-                if st is not None:
-                    plan.objects += 1
-                    plan.bytes += st.size
-        if execute and unpin:
-            with self.parts.writing(), self.refs.transaction("backup cleanup") as txn:
-                for p in unpin:
-                    txn.delete(PINS + p.name, expected=Oid(p.id))
-        plan.executed = execute
-        return plan
 
     # -- maintenance -------------------------------------------------------------------------
 
