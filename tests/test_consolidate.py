@@ -255,6 +255,28 @@ def test_bad_input_changes_nothing(
     assert list((repo.root / "tmp").iterdir()) == []
 
 
+def test_a_broken_latest_is_refused_before_anything_is_published(
+    repo: Repository, work: dict[str, Path]
+) -> None:
+    """latest edited by hand to name a missing object: the merged version would have it as
+    its parent, so consolidation fails with commit's one line; refs, pins and the adapter
+    directory stay as they were."""
+    repo.commit(work["base"], "base")
+    doc = json.loads((repo.root / "refs.json").read_bytes())
+    doc["refs"]["latest"] = "ab" * 32
+    (repo.root / "refs.json").write_text(json.dumps(doc))
+    state = repo_state(repo.root)[:2]
+    adapter = snapshot(work["adapter"])
+    proc = run_vault(
+        repo.root, "consolidate", "--base", "v001", "--adapter", str(work["adapter"]),
+        "-m", "merged", "--remove-adapter-dir",
+    )  # fmt: skip
+    assert_clean_error(proc, "latest (abababababab", "not a readable version", "vault verify")
+    assert repo_state(repo.root)[:2] == state
+    assert snapshot(work["adapter"]) == adapter
+    assert repo.pins() == []
+
+
 def test_api_errors_are_typed(repo: Repository, work: dict[str, Path]) -> None:
     with pytest.raises(AdapterMismatch):
         repo.consolidate(work["base"], work["wrong_shape"], message="x")

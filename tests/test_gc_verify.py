@@ -175,9 +175,7 @@ def test_gc_refuses_when_a_live_ref_is_broken(tmp_path: Path, repo: Repository) 
     assert repo.store.has(junk)  # nothing was removed
 
 
-def test_gc_keeps_only_the_records_of_unnamed_ancestors(
-    tmp_path: Path, repo: Repository
-) -> None:
+def test_gc_keeps_only_the_records_of_unnamed_ancestors(tmp_path: Path, repo: Repository) -> None:
     """History runs through a version whose name is gone, but its files go with the name."""
     f = tmp_path / "f.bin"
     for i in range(3):

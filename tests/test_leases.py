@@ -15,7 +15,7 @@ from vault.backend import LocalBackend
 from vault.backend_memory import MemoryBackend
 from vault.errors import BadValue, LockLost, LockTimeout
 from vault.leases import EXCLUSIVE, SHARED, Leases
-from vault.lock import timeout_from_env
+from vault.lock import default_timeout
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -116,14 +116,14 @@ def test_a_lease_that_could_not_be_renewed_is_lost() -> None:
 def test_bad_lock_timeouts_are_refused(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VAULT_LOCK_TIMEOUT", raw)
     with pytest.raises(BadValue):
-        timeout_from_env()
+        default_timeout()
 
 
-def test_lock_timeout_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VAULT_LOCK_TIMEOUT", "2.5")
-    assert timeout_from_env() == 2.5
+    assert default_timeout() == 2.5
     monkeypatch.delenv("VAULT_LOCK_TIMEOUT")
-    assert timeout_from_env() == 600
+    assert default_timeout() == 600
 
 
 def test_format_2_flock_files_are_not_leases(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from tests.conftest import make_safetensors, tree_bytes
 from vault import Repository, codec
 from vault.errors import CorruptObject
 from vault.ids import hash_bytes
+from vault.repo import FORMAT
 from vault.store import object_key
 
 
@@ -209,7 +210,7 @@ def test_format_1_repository_is_upgraded_on_first_write(tmp_path: Path) -> None:
     assert old.log() == []  # reading changes nothing
     assert json.loads(config.read_text())["format"] == 1
     old.commit(checkpoint(tmp_path / "a", 1), "a")
-    assert json.loads(config.read_text())["format"] == 2
+    assert json.loads(config.read_text())["format"] == FORMAT
     assert Repository.open(repo.root).log()[0].version == "v001"
 
 

@@ -33,6 +33,14 @@ class RepoExists(VaultError):
         self.where = where
 
 
+class NotADirectory(VaultError):
+    """A path that must be a directory (where ``init`` creates a repository) is something else."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"{where} exists and is not a directory")
+        self.where = where
+
+
 class UnsupportedFormat(VaultError):
     """The repository was written by a format this release cannot read."""
 
@@ -43,6 +51,19 @@ class UnsupportedFormat(VaultError):
         self.where = where
         self.found = found
         self.supported = supported
+
+
+class BrokenParent(VaultError):
+    """A commit would name as its parent an id that is not a readable version (``latest``
+    points at a missing object, a tree, damaged bytes): a version must never name one."""
+
+    def __init__(self, ref: str, oid: str, why: str) -> None:
+        super().__init__(
+            f"{ref} ({oid[:12]}…) is not a readable version: {why}; run 'vault verify'"
+        )
+        self.ref = ref
+        self.oid = oid
+        self.why = why
 
 
 class UnknownRevision(VaultError):

@@ -3,7 +3,8 @@
 ``VAULT_CRASHPOINT=NAME`` (or ``NAME:N``) makes the process kill itself with SIGKILL the N-th time
 (default: the first) execution reaches ``crashpoint(NAME)``, which simulates ``kill -9`` or a power
 cut at exactly that instant. The variable is read once, at import; when it is unset
-:func:`crashpoint` does nothing. This is not a feature: never set it outside tests.
+:func:`crashpoint` does nothing, and when it is malformed the first :func:`crashpoint` reached
+raises :class:`~vault.errors.BadValue`. This is not a feature: never set it outside tests.
 
 Points, in the order a commit or a gc reaches them:
 
@@ -35,6 +36,8 @@ import os
 import signal
 import threading
 
+from .errors import BadValue
+
 _SPEC = os.environ.get("VAULT_CRASHPOINT", "")
 
 if not _SPEC:
@@ -45,15 +48,17 @@ if not _SPEC:
 else:
     _name, _, _count = _SPEC.partition(":")
     try:
-        _at = int(_count) if _count else 1
+        _at: int | None = int(_count) if _count else 1
     except ValueError:
-        raise ValueError(f"VAULT_CRASHPOINT={_SPEC!r}: expected NAME or NAME:N") from None
+        _at = None  # reported by the first crashpoint(): an error at import is a traceback
     _hits = 0
     _hits_lock = threading.Lock()
 
     def crashpoint(name: str) -> None:
         """Kill this process with SIGKILL on the armed point's N-th hit."""
         global _hits
+        if _at is None:
+            raise BadValue("VAULT_CRASHPOINT", _SPEC, "expected NAME or NAME:N")
         if name != _name:
             return
         with _hits_lock:

@@ -34,6 +34,26 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(path: Path) -> None:
+    """Create the directory ``path`` and its missing parents, durably: the directory holding
+    each one is fsynced, and so is ``path``'s parent even when ``path`` existed (an earlier,
+    killed caller may have created it without syncing)."""
+    missing = []
+    cur = path
+    while not cur.is_dir():
+        missing.append(cur)
+        cur = cur.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+        fsync_dir(d.parent)
+    if not missing:
+        fsync_dir(path.parent)
+
+
 def reraise_disk_full(exc: OSError, where: Path) -> None:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         raise DiskFull(str(where)) from exc
@@ -137,29 +157,6 @@ def atomic_write(
         else:
             for piece in data:
                 f.write(piece)
-
-
-def append_durably(path: Path, line: bytes) -> None:
-    """Append one record to an append-only log and fsync it.
-
-    A crash may leave a torn last line; readers of such logs skip lines they cannot parse.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError as exc:
-        reraise_disk_full(exc, path)
-        raise
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line  # seal a line torn by an earlier crash
-        os.write(fd, line)
-        os.fsync(fd)
-    except OSError as exc:
-        reraise_disk_full(exc, path)
-        raise
-    finally:
-        os.close(fd)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from .backend import Backend
 from .errors import LockLost, LockTimeout
-from .lock import timeout_from_env
+from .lock import default_timeout
 
 LOCKS = "locks"
 SHARED = "shared"
@@ -157,7 +157,7 @@ class Leases:
 
     Args:
         backend: where the lock files live.
-        timeout: seconds to wait for a conflicting lock (default: :func:`timeout_from_env`).
+        timeout: seconds to wait for a conflicting lock (default: :func:`default_timeout`).
     """
 
     def __init__(
@@ -204,7 +204,7 @@ class Leases:
         Raises:
             LockTimeout: a conflicting lock was still held when the timeout ran out.
         """
-        limit = timeout_from_env() if self.timeout is None else self.timeout
+        limit = default_timeout() if self.timeout is None else self.timeout
         deadline = time.monotonic() + limit
         pause = 0.02
         while True:

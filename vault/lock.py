@@ -1,5 +1,6 @@
 """``flock`` on a lock file with a timeout: how the directory backend makes its conditional
-writes atomic on one machine. (Repository locks are leases on the backend: :mod:`vault.leases`.)
+writes atomic on one machine (repository locks are leases on the backend: :mod:`vault.leases`),
+and the lock timeout both use.
 
 The kernel drops an ``flock`` when its holder dies, so a ``kill -9`` never leaves it held.
 """
@@ -16,26 +17,43 @@ from pathlib import Path
 
 from .errors import BadValue, LockTimeout
 
-DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ENV = "VAULT_LOCK_TIMEOUT"
+DEFAULT_TIMEOUT = 600.0
 _POLL = 0.05
 
 
-def timeout_from_env() -> float:
-    """Seconds to wait for a lock: ``$VAULT_LOCK_TIMEOUT``, else :data:`DEFAULT_TIMEOUT`.
+_TIMEOUT_HELP = "use a finite number of seconds, 0 or more (e.g. 600)"
+
+
+def check_timeout(value: float) -> float:
+    """Return ``value`` if it is a usable number of seconds to wait: finite and not negative.
 
     Raises:
-        BadValue: the variable is not a finite number of seconds, zero or more.
+        BadValue: a negative, infinite or NaN timeout (NaN would wait forever).
     """
-    raw = os.environ.get(TIMEOUT_ENV)
-    if raw is None or not raw.strip():
+    if not math.isfinite(value) or value < 0:
+        raise BadValue("lock timeout", value, _TIMEOUT_HELP)
+    return value
+
+
+def default_timeout() -> float:
+    """The seconds to wait for a lock: ``$VAULT_LOCK_TIMEOUT`` when set, else 600.
+
+    Read at each use, not at import, so that a bad value is an error of the command that
+    needs a lock rather than of ``import vault``.
+
+    Raises:
+        BadValue: the variable is not a finite number of seconds, 0 or more.
+    """
+    text = os.environ.get(TIMEOUT_ENV, "")
+    if text == "":
         return DEFAULT_TIMEOUT
     try:
-        value = float(raw)
+        value = float(text)
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise BadValue(TIMEOUT_ENV, raw, "expected a number of seconds, 0 or more")
+        raise BadValue(TIMEOUT_ENV, text, _TIMEOUT_HELP)
     return value
 
 
@@ -46,9 +64,14 @@ def file_lock(path: Path, *, shared: bool = False, timeout: float | None = None)
     Args:
         path: the lock file (created when missing).
         shared: take a shared lock (many holders) instead of an exclusive one.
-        timeout: seconds to wait for the lock before raising :class:`LockTimeout`.
+        timeout: seconds to wait for the lock before raising :class:`LockTimeout`; default
+            :func:`default_timeout`.
+
+    Raises:
+        BadValue: a negative, infinite or NaN timeout.
+        LockTimeout: the lock was not free within the timeout.
     """
-    limit = timeout_from_env() if timeout is None else timeout
+    limit = default_timeout() if timeout is None else check_timeout(timeout)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         op = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB

@@ -71,7 +71,7 @@ def _read_json(path: Path) -> Any:
     """
     try:
         return json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deeply
         return None
 
 
@@ -118,7 +118,7 @@ def curve_from_state(content: bytes) -> list[dict[str, Any]]:
     """The ``log_history`` entries of a ``trainer_state.json``'s bytes (``[]`` if unreadable)."""
     try:
         state = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list):

@@ -244,5 +244,5 @@ class Version:
                     str(k): check_oid(v) for k, v in (doc.get("attachments") or {}).items()
                 },
             )
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as exc:
             raise ManifestError(f"bad version: {exc}") from exc

@@ -354,6 +354,7 @@ class RefStore:
         key = f"{REFLOG_DIR}/{now.strftime('%Y%m%dT%H%M%S.%fZ')}-{os.urandom(4).hex()}.jsonl"
         try:
             self.backend.put(key, body)
+            self.backend.sync()  # its directory entry too: gc reads the reflog for roots
         except (OSError, VaultError) as exc:
             # The refs are published: the transaction happened, and reporting it as failed
             # would invite a retry that records it twice. Warn instead.

@@ -24,11 +24,13 @@ from .config import (
 from .errors import (
     BadValue,
     CorruptObject,
+    NotADirectory,
     RepoExists,
     RepoNotFound,
     UnknownRevision,
     UnsupportedFormat,
 )
+from .fsutil import make_dirs
 from .ids import Oid
 from .leases import Leases
 from .objects import Version
@@ -133,13 +135,20 @@ class Repository:
         Args:
             workdir: the working directory ``restore`` writes into when given no destination
                 (e.g. ``current_model/``); recorded in ``config.json``.
+
+        Raises:
+            RepoExists: ``path`` holds a repository already.
+            NotADirectory: ``path`` exists and is not a directory.
         """
         if isinstance(path, (str, os.PathLike)):
             root = Path(path)
-            if root.exists() and not root.is_dir():
+            if (root / CONFIG).exists():
                 raise RepoExists(str(root))
+            if root.exists() and not root.is_dir():
+                raise NotADirectory(str(root))
+            make_dirs(root)  # a power cut after init must not lose the repository's folder
             for sub in ("objects", "logs", "locks", "tmp"):
-                (root / sub).mkdir(parents=True, exist_ok=True)
+                (root / sub).mkdir(exist_ok=True)  # durable with refs.json or config.json below
         repo = cls(path, **kwargs)
         if repo.config.exists():
             raise RepoExists(repo.describe())

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx
 from .maintenance import print_verify_report
 from .pin import describe_pin, pin_options, print_restore
 
@@ -47,7 +47,7 @@ def backup() -> None:
 
 
 @backup.command(name=DEFAULT_COMMAND)
-@click.argument("path", type=click.Path())
+@click.argument("path", type=PathArg())
 @pin_options
 @json_option
 @pass_ctx
@@ -112,7 +112,7 @@ def list_(ctx: Context, pin_type: str | None, as_json: bool) -> None:
 
 @backup.command(name="restore")
 @click.argument("pin")
-@click.argument("dest", required=False, type=click.Path(file_okay=False))
+@click.argument("dest", required=False, type=PathArg(file_okay=False))
 @json_option
 @pass_ctx
 def restore_(ctx: Context, pin: str, dest: str | None, as_json: bool) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx
 
 
 @click.command()
 @click.argument("rev")
-@click.argument("dest", type=click.Path())
+@click.argument("dest", type=PathArg())
 @click.option(
     "--force", is_flag=True, help="Write into a non-empty DEST, replacing the version's paths."
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import BadValue
-from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx
 
 
 def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -20,14 +20,19 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("path", type=click.Path(exists=False))
+@click.argument("path", type=PathArg())
 @click.option(
     "-m", "--description", "--message", "message", required=True, help="What this version is."
 )
 @click.option("--tag", "tags", multiple=True, metavar="NAME", help="Tag the new version.")
 @click.option("--meta", "metas", multiple=True, metavar="KEY=VALUE", help="Free-form metadata.")
 @click.option(
-    "--data", "data", multiple=True, metavar="FILE", help="A training data file (repeatable)."
+    "--data",
+    "data",
+    multiple=True,
+    metavar="FILE",
+    type=PathArg(),
+    help="A training data file (repeatable).",
 )
 @click.option("--store-data", is_flag=True, help="Store the --data files' bytes too.")
 @click.option("--steps", type=int, metavar="N", help="Training steps.")
@@ -36,6 +41,7 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--snapshots",
     metavar="DIR",
+    type=PathArg(),
     help="A directory of learning-progress snapshots, stored with the version.",
 )
 @click.option(

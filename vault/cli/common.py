@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
@@ -15,7 +16,23 @@ import click
 from ..errors import VaultError
 from ..progress import human_bytes
 
-__all__ = ["Context", "emit_json", "fail", "human_bytes", "json_option", "pass_ctx"]
+__all__ = [
+    "INTERNAL_ERROR",
+    "Context",
+    "PathArg",
+    "emit_json",
+    "fail",
+    "human_bytes",
+    "json_option",
+    "pass_ctx",
+    "quote",
+]
+
+INTERNAL_ERROR = 70
+"""The exit status of an unexpected exception (``EX_SOFTWARE`` of ``sysexits.h``)."""
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n"}
+_ESCAPES.update({"\v": "\\v", "\f": "\\f", "\r": "\\r"})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,36 +56,103 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+class PathArg(click.Path):
+    """A path on the command line, never empty: ``""`` would mean the current directory, and an
+    unset shell variable (``vault restore v3 "$DEST"``) must not make that choice silently."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Refuse ``""``; otherwise as :class:`click.Path`."""
+        if value == "":
+            self.fail("must not be empty (an unset variable?)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def json_option(f: F) -> F:
     """Add ``--json``."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)  # type: ignore[return-value]
 
 
 def emit_json(value: Any) -> None:
-    """Print ``value`` (dataclasses included) as indented JSON on stdout."""
+    """Print ``value`` (dataclasses included) as indented JSON on stdout.
 
-    def default(o: Any) -> Any:
-        if is_dataclass(o) and not isinstance(o, type):
-            return asdict(o)
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    A NaN or an infinity (JSON has neither) is printed as ``null``, so the output always parses.
+    """
+    text = json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a damaged object: escape it
+        text = json.dumps(_plain(value), indent=2, allow_nan=False)
+    click.echo(text)
 
-    click.echo(json.dumps(value, indent=2, default=default, ensure_ascii=False))
+
+def _plain(o: Any) -> Any:
+    """``o`` as JSON values: dataclasses as objects, paths as strings, non-finite floats as
+    ``None``."""
+    if is_dataclass(o) and not isinstance(o, type):
+        o = asdict(o)
+    if isinstance(o, dict):
+        return {k: _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_plain(v) for v in o]
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+def quote(name: str) -> str:
+    """A file name as the human output prints it: as it is when plain, else in double quotes
+    with C-style escapes (``"a\\nb"``), as git prints names.
+
+    A name is plain when every character is printable and none is ``"`` or ``\\``; so a name
+    with a newline or another control character reads on one line and cannot pass for another.
+    """
+    if name.isprintable() and '"' not in name and "\\" not in name:
+        return name
+    return '"' + "".join(_escape(ch) for ch in name) + '"'
+
+
+def _escape(ch: str) -> str:
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character (a newline, a NUL) escaped, so that it reads
+    on one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print ``vault: error: MESSAGE`` on stderr and exit with ``code``."""
-    click.echo(f"vault: error: {message}", err=True)
+    """Print ``vault: error: MESSAGE`` on stderr, on one line, and exit with ``code``."""
+    click.echo(f"vault: error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def internal_error(exc: BaseException) -> None:
+    """Report an exception vault did not expect: one line, exit status :data:`INTERNAL_ERROR`."""
+    fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug)", INTERNAL_ERROR)
 
 
 class VaultGroup(click.Group):
     """A click group that turns vault's errors into one line on stderr and an exit code."""
 
+    debug = False
+    """Whether ``--debug`` was given: errors then propagate with their tracebacks."""
+
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Run the CLI; usage errors, too, become one line on stderr."""
         kwargs["standalone_mode"] = False
+        self.debug = False  # invoke sets it from --debug
         try:
             rv = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
@@ -84,31 +168,40 @@ class VaultGroup(click.Group):
             if isinstance(exc, click.UsageError) and ctx is not None:
                 hint = f" (see '{ctx.command_path} --help')"
             fail(exc.format_message() + hint, exc.exit_code)
+        except Exception as exc:  # MemoryError and RecursionError included
+            if self.debug:  # re-raised by invoke for --debug: Python prints the traceback
+                raise
+            internal_error(exc)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; map errors to messages unless ``--debug`` was given."""
+        self.debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except VaultError as exc:
-            if _debug(ctx):
+            if self.debug:
                 raise
             fail(exc.message, exc.exit_code)
         except KeyboardInterrupt:
-            if _debug(ctx):
+            if self.debug:
                 raise
             fail("interrupted", 130)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 _reader_gone()
-            if _debug(ctx):
+            if self.debug:
                 raise
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 fail(f"no space left on device: {exc.filename or ''}".rstrip(": "))
             where = f": {exc.filename}" if exc.filename else ""
             fail(f"{exc.strerror or exc}{where}")
+        except Exception as exc:
+            if self.debug:
+                raise
+            internal_error(exc)
 
 
 def _reader_gone() -> None:
@@ -123,8 +216,3 @@ def _reader_gone() -> None:
     except (OSError, ValueError):
         pass
     sys.exit(141)
-
-
-def _debug(ctx: click.Context) -> bool:
-    obj = ctx.find_object(Context)
-    return bool(obj and obj.debug)

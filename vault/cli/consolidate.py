@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx
 
 
 @click.command()
-@click.option("--base", required=True, metavar="REV_OR_DIR", help="The base model.")
-@click.option("--adapter", required=True, metavar="REV_OR_DIR", help="The LoRA adapter.")
+@click.option("--base", required=True, metavar="REV_OR_DIR", type=PathArg(), help="The base model.")
+@click.option(
+    "--adapter", required=True, metavar="REV_OR_DIR", type=PathArg(), help="The LoRA adapter."
+)
 @click.option(
     "-m", "--description", "--message", "message", required=True, help="What the merged version is."
 )
@@ -18,7 +20,7 @@ from .common import Context, emit_json, human_bytes, json_option, pass_ctx
     "training_data",
     multiple=True,
     metavar="FILE",
-    type=click.Path(),
+    type=PathArg(),
     help="A training data file to record (repeatable).",
 )
 @click.option(
@@ -31,7 +33,7 @@ from .common import Context, emit_json, human_bytes, json_option, pass_ctx
     is_flag=True,
     help="Delete the adapter's directory once the merged version is stored.",
 )
-@click.argument("more_data", nargs=-1, metavar="[FILE]...", type=click.Path())
+@click.argument("more_data", nargs=-1, metavar="[FILE]...", type=PathArg())
 @json_option
 @pass_ctx
 def consolidate(

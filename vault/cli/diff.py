@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Context, emit_json, json_option, pass_ctx
+from .common import Context, emit_json, json_option, pass_ctx, quote
 
 _MARK = {"added": "A", "removed": "D", "changed": "M"}
 
@@ -22,7 +22,8 @@ def diff(ctx: Context, rev_a: str, rev_b: str, as_json: bool) -> None:
     """What changed from REV_A to REV_B: files, and tensors of safetensors files.
 
     For a changed tensor, rel_l2 is ||b - a|| / ||a||, computed from the stored chunks without
-    a checkout; tensors whose bytes did not change are not listed.
+    a checkout; tensors whose bytes did not change are not listed. Names with a control
+    character, a double quote or a backslash are printed quoted and escaped, as in 'vault show'.
     """
     result = ctx.repo().diff(rev_a, rev_b)
     if as_json:
@@ -34,13 +35,13 @@ def diff(ctx: Context, rev_a: str, rev_b: str, as_json: bool) -> None:
         return
     for status, paths in (("added", f.added), ("removed", f.removed), ("changed", f.changed)):
         for path in paths:
-            click.echo(f"{_MARK[status]} {path}")
+            click.echo(f"{_MARK[status]} {quote(path)}")
     if result.tensors:
         click.echo("")
         rows = [
             (
                 _MARK[t.status],
-                f"{t.file}:{t.name}",
+                f"{quote(t.file)}:{quote(t.name)}",
                 t.dtype,
                 "[" + ", ".join(str(d) for d in t.shape) + "]",
                 _rel(t.rel_l2),

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from .common import Context, emit_json, json_option, pass_ctx
+from .common import Context, PathArg, emit_json, json_option, pass_ctx
 
 
 @click.command()
 @click.option(
     "--workdir",
     metavar="DIR",
-    type=click.Path(file_okay=False),
+    type=PathArg(file_okay=False),
     help="The working directory 'vault restore' writes into by default (e.g. current_model/).",
 )
 @json_option

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx, quote
 
 
 def _date(created: str) -> str:
@@ -30,7 +30,8 @@ def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_jso
         emit_json([e.to_json() for e in entries])
         return
     if not entries:
-        click.echo("no versions yet")
+        if limit != 0:  # with -n 0 nothing was asked for, and nothing is printed
+            click.echo("no versions yet")
         return
     rows = [
         (
@@ -63,13 +64,17 @@ def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_jso
 @click.option(
     "--plot",
     metavar="FILE.png",
-    type=click.Path(dir_okay=False),
+    type=PathArg(dir_okay=False),
     help="Render the learning curve to an image (needs matplotlib).",
 )
 @json_option
 @pass_ctx
 def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
-    """One version: its metadata, training data, learning curve and files."""
+    """One version: its metadata, training data, learning curve and files.
+
+    A file name that holds a control character (a newline, a tab), a double quote or a
+    backslash is printed in double quotes with C-style escapes, as git does: "a\\nb".
+    """
     info = ctx.repo().show(rev)
     if plot is not None:
         from ..meta import plot_curve
@@ -94,9 +99,9 @@ def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
     click.echo("")
     for f in info.files or []:
         if f.kind == "link":
-            click.echo(f"  link  {f.path} -> {f.target}")
+            click.echo(f"  link  {quote(f.path)} -> {quote(f.target or '')}")
         else:
-            click.echo(f"  {human_bytes(f.size):>10}  {f.path}")
+            click.echo(f"  {human_bytes(f.size):>10}  {quote(f.path)}")
 
 
 def _flat(meta: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -127,9 +132,8 @@ def _show_training(info) -> None:  # type: ignore[no-untyped-def]
         click.echo(f"snapshots {info.snapshots}")
     for d in info.data:
         stored = "stored" if d.get("stored") else "not stored"
-        click.echo(
-            f"data     {d['path']}  {human_bytes(d['size'])}  blake3 {d['blake3'][:16]}  {stored}"
-        )
+        size, digest = human_bytes(d["size"]), d["blake3"][:16]
+        click.echo(f"data     {quote(d['path'])}  {size}  blake3 {digest}  {stored}")
     for line in curve_lines(info.curve or []):
         click.echo(f"curve    {line}")
 

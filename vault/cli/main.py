@@ -7,7 +7,7 @@ import logging
 import click
 
 from .. import __version__
-from .common import Context, VaultGroup
+from .common import Context, PathArg, VaultGroup
 
 
 @click.group(cls=VaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +15,7 @@ from .common import Context, VaultGroup
     "--repo",
     "repo_dir",
     metavar="DIR",
+    type=PathArg(),
     envvar=None,
     help="The repository directory (default: $VAULT_DIR, else the nearest .vault/).",
 )

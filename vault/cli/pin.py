@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx
 
 
 def pin_options(f):  # type: ignore[no-untyped-def]
@@ -99,7 +99,7 @@ def print_restore(res) -> None:  # type: ignore[no-untyped-def]
 
 @click.command()
 @click.argument("rev")
-@click.argument("dest", required=False, type=click.Path(file_okay=False))
+@click.argument("dest", required=False, type=PathArg(file_okay=False))
 @json_option
 @pass_ctx
 def restore(ctx: Context, rev: str, dest: str | None, as_json: bool) -> None:

@@ -58,7 +58,7 @@ def parse_config(data: bytes, where: str) -> AdapterConfig:
     """Parse an ``adapter_config.json``; only LoRA adapters are accepted."""
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise AdapterMismatch(f"{where} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise AdapterMismatch(f"{where} is not a JSON object")

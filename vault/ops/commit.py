@@ -22,7 +22,15 @@ from typing import Any
 
 from .. import meta as meta_mod
 from ..chunking import Chunker
-from ..errors import BadValue, PathNotFound, RefConflict, TagError, UnsupportedFile, VaultError
+from ..errors import (
+    BadValue,
+    BrokenParent,
+    PathNotFound,
+    RefConflict,
+    TagError,
+    UnsupportedFile,
+    VaultError,
+)
 from ..faults import crashpoint
 from ..ids import Oid, hash_bytes
 from ..memory import keep_large_buffers
@@ -486,6 +494,8 @@ def commit(
         PathNotFound: ``path``, a data file or the snapshots directory does not exist.
         BadValue: a negative or non-integral step count, a loss that is not a finite number,
             a data path that is not a file, a snapshots path that is not a directory.
+        BrokenParent: ``latest`` (or a given parent) is not a readable version; nothing a
+            ref names is written.
     """
     if message is None:
         message = description
@@ -550,6 +560,12 @@ def commit(
                         version_parents = (parent,)
                     else:
                         version_parents = ()
+                    for p in version_parents:  # read now: a child names only versions
+                        try:
+                            store.get_version(p)
+                        except VaultError as exc:
+                            ref = LATEST if p == parent else "parent"
+                            raise BrokenParent(ref, p, exc.message) from None
                     name = txn.allocate_version_name() if name_version else None
                     version = Version(
                         tree=stored.tree,

@@ -10,6 +10,7 @@ flight while gc decides, and temporary files found under that lock are debris of
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,10 @@ def parse_duration(text: str) -> float:
     m = _DURATION_RE.match(text.strip().lower())
     if not m:
         raise BadValue("duration", text, "use a number with s, m, h, d or w, e.g. 30m or 14d")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds == math.inf:  # hundreds of digits: no arithmetic on it means anything
+        raise BadValue("duration", text, "too long")
+    return seconds
 
 
 @dataclass

@@ -11,6 +11,7 @@ This module holds names, descriptions and the cleanup plan, and the verbs ``pin`
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterable
@@ -118,7 +119,10 @@ def parse_expiry(text: str | None, *, start: datetime | None = None) -> str | No
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         return when.isoformat(timespec="seconds")
-    return (start + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+    try:
+        return (start + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+    except OverflowError:
+        raise BadValue("expiry", text, "too far in the future (dates end in 9999)") from None
 
 
 def generate_name(refs: RefsDoc, pin_type: str, label: str, when: datetime) -> str:
@@ -205,22 +209,24 @@ def pin_infos(refs: RefsDoc, version_name: dict[Oid, str | None]) -> list[PinInf
             type=str(d.get("type") or "unknown"),
             reason=str(d.get("reason") or ""),
             created=str(d.get("created") or ""),
-            expires=d.get("expires"),
+            expires=None if d.get("expires") is None else str(d["expires"]),
             version=version_name.get(oid),
             id=oid,
         )
-        keyed.append(((_epoch(info.created), _seq(d), name), info))
+        keyed.append(((_epoch(info.created) or 0.0, _seq(d), name), info))
     keyed.sort(key=lambda k: k[0])
     return [info for _, info in keyed]
 
 
-def _epoch(iso: str | None) -> float:
+def _epoch(iso: str | None) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time; ``None`` when it is missing or unreadable
+    (a ``refs.json`` edited by hand)."""
     if not iso:
-        return 0.0
+        return None
     try:
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
-        return 0.0
+        return None
 
 
 def select_for_cleanup(
@@ -236,8 +242,14 @@ def select_for_cleanup(
     A pin is removed when it is of ``pin_type`` (any type when ``None``), is not one of the
     newest ``keep_last`` pins of its type, and either is older than ``retention_days`` or has
     expired. With neither ``retention_days`` nor ``keep_last``, only expired pins go; with only
-    ``keep_last``, every pin beyond the newest N of its type goes.
+    ``keep_last``, every pin beyond the newest N of its type goes. A creation time or expiry
+    that cannot be read makes a pin neither old nor expired: what cleanup cannot date, it keeps.
+
+    Raises:
+        BadValue: ``retention_days`` is NaN or infinite.
     """
+    if retention_days is not None and not math.isfinite(retention_days):
+        raise BadValue("retention days", retention_days, "must be a finite number")
     at = time.time() if at is None else at
     pins = list(pins)
     protected: set[str] = set()
@@ -250,9 +262,11 @@ def select_for_cleanup(
     unpin: list[PinInfo] = []
     keep: list[PinInfo] = []
     for p in pins:
-        expired = p.expires is not None and _epoch(p.expires) <= at
+        ends = _epoch(p.expires)
+        expired = ends is not None and ends <= at
         if retention_days is not None:
-            old = _epoch(p.created) <= at - retention_days * 86400
+            born = _epoch(p.created)
+            old = born is not None and born <= at - retention_days * 86400
         else:
             old = keep_last is not None
         chosen = (
