@@ -1,5 +1,5 @@
 """Helpers for the fault-injection and concurrency tests (test_crash, test_concurrency,
-test_disk_full, test_corruption, test_hostile).
+test_disk_full, test_corruption, test_hostile, test_dest_safety).
 
 Everything that must behave like a user's ``vault`` runs as a real subprocess
 (``sys.executable -m vault``), so a SIGKILL, a held lock or a full disk hits a real process.
@@ -164,6 +164,23 @@ def write_model_dir(
     if not link.is_symlink():
         link.symlink_to(f"model-00001-of-{shards:05d}.safetensors")
     return root
+
+
+def write_checkpoint(path: Path, step: int, *, tensors: int = 1, frozen: bool = False) -> Path:
+    """``path/model.safetensors``: fp32 tensors that drift a little with ``step`` (so that from
+    step 2 on a commit stores them as deltas of the step before), and with ``frozen`` one more
+    that never changes."""
+    rng = np.random.default_rng(0)
+    out = {}
+    if frozen:
+        out["frozen.weight"] = rng.normal(0, 0.02, (128, 256)).astype(np.float32)
+    for i in range(tensors):
+        start = rng.normal(0, 0.02, (128, 256)).astype(np.float32)
+        drift = np.random.default_rng(step * 10 + i).normal(0, 1e-4, start.shape)
+        out[f"layers.{i}.weight"] = (start + step * drift).astype(np.float32)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file(out, str(path / "model.safetensors"))
+    return path
 
 
 def snapshot(root: Path) -> Snapshot:
@@ -338,10 +355,76 @@ def run_vault_failing(
     env = vault_env(FAULT_CALL=call, FAULT_AT=str(at))
     if count_file is not None:
         env["FAULT_COUNT_FILE"] = str(count_file)
+    return run_vault_under(FAILING_SYSCALL_RUNNER, repo, *args, env=env)
+
+
+def run_vault_under(
+    runner: str, repo: Path, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run ``vault --repo REPO ARGS`` through ``runner``, Python code that patches ``os`` and
+    then calls ``vault.cli.main.main`` with ``sys.argv[1:]``; never raises on a non-zero exit."""
     return subprocess.run(
-        [sys.executable, "-c", FAILING_SYSCALL_RUNNER, "--repo", str(repo), *args],
+        [sys.executable, "-c", runner, "--repo", str(repo), *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+# -- hostile versions ------------------------------------------------------------------------
+
+PAYLOAD = b"written by a hostile tree\n"
+
+
+def file_entry(path: str) -> dict:
+    """A tree entry for a file at ``path`` (its content is :data:`PAYLOAD`, see below)."""
+    return {"path": path, "kind": "file", "size": len(PAYLOAD), "mode": 0o644, "file": None}
+
+
+def link_entry(path: str, target: str) -> dict:
+    """A tree entry for a symbolic link at ``path``."""
+    return {"path": path, "kind": "link", "target": target}
+
+
+def plant_version(repo: Path, entries: list[dict]) -> str:
+    """Store a tree listing ``entries`` in the given order (file entries get PAYLOAD), a version
+    on top of latest, and name it; return its name.
+
+    Planted through the library, as an attacker with write access to the repository would:
+    content-addressed objects written with ``store.put`` (valid ids, so every read verifies),
+    the tree serialised by hand so that any order and any path survive, and a ref moved through
+    a refs transaction.
+    """
+    from vault import Repository
+    from vault.objects import ChunkRef, FileManifest, Version
+    from vault.refs import LATEST, VERSIONS, now_iso
+
+    r = Repository.open(repo)
+    chunk = r.store.put(PAYLOAD).oid
+    manifest = r.store.put(FileManifest((ChunkRef(chunk, len(PAYLOAD)),)).to_bytes()).oid
+    for e in entries:
+        if e["kind"] == "file":
+            e["file"] = manifest
+    tree_bytes = json.dumps(
+        {"type": "tree", "entries": entries}, sort_keys=True, separators=(",", ":")
+    ).encode()
+    tree_oid = r.store.put(tree_bytes).oid
+    with r.refs.transaction("plant hostile version") as txn:
+        parent = txn.get(LATEST)
+        name = txn.allocate_version_name()
+        version = Version(
+            tree=tree_oid,
+            parents=(parent,) if parent else (),
+            message="hostile",
+            created=now_iso(),
+            name=name,
+            size=len(PAYLOAD),
+            files=len(entries),
+        )
+        vid = r.store.put(version.to_bytes()).oid
+        txn.set(VERSIONS + name, vid, expected=None)
+        txn.set(LATEST, vid, expected=parent)
+    # The tree really parses back to what we planted (the attack reaches checkout).
+    assert [e.path for e in r.store.get_tree(tree_oid).entries] == [e["path"] for e in entries]
+    return name

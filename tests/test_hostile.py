@@ -18,18 +18,18 @@ import pytest
 from faultkit import (
     assert_checkout_matches,
     assert_clean_error,
+    file_entry,
+    link_entry,
     log_json,
     ok,
+    plant_version,
     run_vault,
     snapshot,
 )
 
-from vault import Repository, codec
+from vault import codec
 from vault.ids import hash_bytes
-from vault.objects import KIND_FILE, KIND_LINK, ChunkRef, FileManifest, Version
-from vault.refs import LATEST, VERSIONS, now_iso
-
-PAYLOAD = b"written by a hostile tree\n"
+from vault.objects import KIND_FILE, KIND_LINK
 
 
 @pytest.fixture
@@ -44,47 +44,6 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
     outside = tmp_path / "outside"
     outside.mkdir()
     return repo, outside
-
-
-def _file_json(path: str) -> dict:
-    return {"path": path, "kind": KIND_FILE, "size": len(PAYLOAD), "mode": 0o644, "file": None}
-
-
-def _link_json(path: str, target: str) -> dict:
-    return {"path": path, "kind": KIND_LINK, "target": target}
-
-
-def plant_version(repo: Path, entries: list[dict]) -> str:
-    """Store a tree listing ``entries`` in the given order (file entries get PAYLOAD), a version
-    on top of latest, and name it; return its name."""
-    r = Repository.open(repo)
-    chunk = r.store.put(PAYLOAD).oid
-    manifest = r.store.put(FileManifest((ChunkRef(chunk, len(PAYLOAD)),)).to_bytes()).oid
-    for e in entries:
-        if e["kind"] == KIND_FILE:
-            e["file"] = manifest
-    tree_bytes = json.dumps(
-        {"type": "tree", "entries": entries}, sort_keys=True, separators=(",", ":")
-    ).encode()
-    tree_oid = r.store.put(tree_bytes).oid
-    with r.refs.transaction("plant hostile version") as txn:
-        parent = txn.get(LATEST)
-        name = txn.allocate_version_name()
-        version = Version(
-            tree=tree_oid,
-            parents=(parent,) if parent else (),
-            message="hostile",
-            created=now_iso(),
-            name=name,
-            size=len(PAYLOAD),
-            files=len(entries),
-        )
-        vid = r.store.put(version.to_bytes()).oid
-        txn.set(VERSIONS + name, vid, expected=None)
-        txn.set(LATEST, vid, expected=parent)
-    # The tree really parses back to what we planted (the attack reaches checkout).
-    assert [e.path for e in r.store.get_tree(tree_oid).entries] == [e["path"] for e in entries]
-    return name
 
 
 def _everything_under(path: Path) -> list[str]:
@@ -102,22 +61,22 @@ def _tree_state(root: Path) -> list[str]:
 
 def _hostile_cases(outside: Path) -> dict[str, list[dict]]:
     return {
-        "absolute": [_file_json(str(outside / "abs-evil"))],
-        "dotdot": [_file_json("../escaped")],
-        "inner-dotdot": [_file_json("sub/../../escaped")],
-        "dotdot-into-outside": [_file_json("../outside/evil")],
-        "under-link": [_link_json("a", str(outside)), _file_json("a/evil")],
-        "under-link-file-first": [_file_json("a/evil"), _link_json("a", str(outside))],
-        "under-relative-link": [_link_json("a", "../outside"), _file_json("a/evil")],
-        "under-nested-link": [_link_json("d/l", str(outside)), _file_json("d/l/deeper/evil")],
-        "under-file": [_file_json("x"), _file_json("x/evil")],
-        "twice": [_file_json("x"), _file_json("x")],
-        "empty-component": [_file_json("a//evil")],
-        "dot-component": [_file_json("./evil")],
-        "backslash": [_file_json("..\\escaped")],
-        "nul": [_file_json("evil\x00name")],
-        "empty": [_file_json("")],
-        "link-target-nul": [_link_json("l", "/tmp\x00/evil")],
+        "absolute": [file_entry(str(outside / "abs-evil"))],
+        "dotdot": [file_entry("../escaped")],
+        "inner-dotdot": [file_entry("sub/../../escaped")],
+        "dotdot-into-outside": [file_entry("../outside/evil")],
+        "under-link": [link_entry("a", str(outside)), file_entry("a/evil")],
+        "under-link-file-first": [file_entry("a/evil"), link_entry("a", str(outside))],
+        "under-relative-link": [link_entry("a", "../outside"), file_entry("a/evil")],
+        "under-nested-link": [link_entry("d/l", str(outside)), file_entry("d/l/deeper/evil")],
+        "under-file": [file_entry("x"), file_entry("x/evil")],
+        "twice": [file_entry("x"), file_entry("x")],
+        "empty-component": [file_entry("a//evil")],
+        "dot-component": [file_entry("./evil")],
+        "backslash": [file_entry("..\\escaped")],
+        "nul": [file_entry("evil\x00name")],
+        "empty": [file_entry("")],
+        "link-target-nul": [link_entry("l", "/tmp\x00/evil")],
     }
 
 
@@ -156,7 +115,7 @@ def test_checkout_refuses_a_hostile_tree(
 
 def test_hostile_tree_error_names_the_path(setup: tuple[Path, Path], tmp_path: Path) -> None:
     repo, outside = setup
-    name = plant_version(repo, [_link_json("a", str(outside)), _file_json("a/evil")])
+    name = plant_version(repo, [link_entry("a", str(outside)), file_entry("a/evil")])
     proc = run_vault(repo, "checkout", name, str(tmp_path / "dest"))
     assert_clean_error(proc, "unsafe path", "a/evil")
 
@@ -165,8 +124,8 @@ def test_link_then_file_across_two_checkouts(setup: tuple[Path, Path], tmp_path:
     """One version plants ``a -> outside`` in DEST (a link is allowed); the next puts a file at
     ``a/evil``: the second checkout must not write through the link."""
     repo, outside = setup
-    first = plant_version(repo, [_link_json("a", str(outside))])
-    second = plant_version(repo, [_file_json("a/evil")])
+    first = plant_version(repo, [link_entry("a", str(outside))])
+    second = plant_version(repo, [file_entry("a/evil")])
     dest = tmp_path / "dest"
     ok(run_vault(repo, "checkout", first, str(dest)))
     assert os.readlink(dest / "a") == str(outside)

@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "vault.lock": 2,
     "vault.backend": 2,
     "vault.backend_memory": 2,
+    "vault.backend_s3": 2,
     # 3: what the repository holds
     "vault.store": 3,
     "vault.refs": 3,

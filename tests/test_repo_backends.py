@@ -1,7 +1,7 @@
 """The repository on every backend: the same verbs, the same format, gc beside writers.
 
-Each test runs on a directory and in memory; the S3 backend joins the ``backend`` fixture in
-its own issue. Files are real (safetensors and JSON), and checkouts go to real directories.
+Each test runs on a directory, in memory and on S3 (a real SeaweedFS server). Files are real
+(safetensors and JSON), and checkouts go to real directories.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from conftest import make_model_dir, make_safetensors, random_tensors, tree_byte
 from vault import Repository
 from vault.backend import LocalBackend
 from vault.backend_memory import MemoryBackend
+from vault.backend_s3 import S3Backend
 from vault.errors import LockTimeout, RefConflict
 from vault.leases import SHARED
 from vault.refs import LATEST, TAGS
@@ -33,11 +34,15 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def made(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Repository, Any]:
     if request.param == "local":
         repo = Repository.init(tmp_path / ".vault")
         return repo, None
+    if request.param == "s3":  # a real SeaweedFS (tests/seaweed.py), a fresh prefix per test
+        server = request.getfixturevalue("s3_server")
+        bucket, prefix = request.getfixturevalue("s3_bucket"), request.getfixturevalue("s3_prefix")
+        return Repository.init(S3Backend(bucket, prefix, endpoint_url=server.endpoint)), None
     clock = Clock()
     return Repository.init(MemoryBackend(clock=clock)), clock
 

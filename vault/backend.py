@@ -83,6 +83,11 @@ class Backend(Protocol):
             PreconditionFailed: ``key`` is absent or was replaced since ``etag`` was read.
         """
 
+    def ensure_durable(self, key: str) -> bool:
+        """Make sure the existing file ``key`` is durable once :meth:`sync` returns (a writer
+        that reuses a file another writer published, perhaps not yet durably, relies on it);
+        return ``False`` when ``key`` does not exist."""
+
     def get(self, key: str) -> bytes:
         """Return the bytes under ``key``; raise ``FileNotFoundError`` when absent."""
 
@@ -141,6 +146,11 @@ class LocalBackend:
     SYNC_THREADS = 8
     FLUSH_BYTES = 1 << 30
     """Pending bytes that trigger an early :meth:`sync`, so a huge commit does not pile up."""
+
+    BESIDE = ("locks/",)
+    """Keys whose temporary files go beside them, not in ``tmp/`` (see :meth:`_put_now`)."""
+    STALE_TEMP = 3600.0
+    """Age after which a temporary file beside a lock is debris of a dead writer."""
 
     CAS_LOCK = "locks/refs.lock"
     """The lock file that serialises conditional writes on this machine (the name format 2
@@ -213,11 +223,27 @@ class LocalBackend:
                 with self._lock:
                     self._dirty.add(parent.parent)
             self._known_dirs.add(parent)
-        with AtomicFile(path, tmp_dir=self.tmp_dir, mode=0o444, sync_dir=False) as f:
+        # A lock file is written before its writer holds any lock, so a gc may be sweeping
+        # tmp/ meanwhile: its temporary file goes beside it instead.
+        tmp_dir = None if key.startswith(self.BESIDE) else self.tmp_dir
+        with AtomicFile(path, tmp_dir=tmp_dir, mode=0o444, sync_dir=False) as f:
             f.write(data)
         crashpoint("object-written")
         with self._lock:
             self._dirty.add(parent)
+
+    def ensure_durable(self, key: str) -> bool:
+        """Have :meth:`sync` fsync the directory holding ``key``: the writer that renamed it
+        there may not have synced that directory yet."""
+        with self._lock:
+            if key in self._pending:
+                return True
+        path = self._path(key)
+        if not os.path.lexists(path):
+            return False
+        with self._lock:
+            self._dirty.add(path.parent)
+        return True
 
     def get(self, key: str) -> bytes:
         """Read the whole file under ``key``."""
@@ -386,6 +412,14 @@ class LocalBackend:
             for e in os.scandir(self.root)
             if e.name.startswith(TMP_PREFIX) and e.is_file(follow_symlinks=False)
         ]
+        old = time.time() - self.STALE_TEMP
+        for folder in self.BESIDE:
+            with contextlib.suppress(FileNotFoundError):
+                found += [
+                    e
+                    for e in os.scandir(self._path(folder))
+                    if e.name.startswith(TMP_PREFIX) and e.stat().st_mtime < old
+                ]
         out = []
         for entry in found:
             try:

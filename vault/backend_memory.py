@@ -76,6 +76,11 @@ class MemoryBackend:
                 raise PreconditionFailed(key, "it changed since it was read")
             return self._publish(key, bytes(data))
 
+    def ensure_durable(self, key: str) -> bool:
+        """Whether ``key`` exists (memory is as durable as it gets)."""
+        with self._lock:
+            return key in self._files or key in self._pending
+
     def _find(self, key: str) -> bytes:
         with self._lock:
             pending = self._pending.get(key)

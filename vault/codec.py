@@ -303,6 +303,27 @@ def read_header(stored: bytes | memoryview) -> Header:
     return Header(codec, size, bytes(stored[at : at + OID_BYTES]).hex(), depth)
 
 
+def stored_length(head: bytes | memoryview, header: Header) -> int | None:
+    """The length of the whole stored object that its first bytes ``head`` imply: exact for raw
+    and byte-plane objects (from the plane table), ``None`` for zstd, whose frame alone knows
+    its own length. ``header`` is ``read_header(head)``.
+
+    Raises:
+        DecodeError: ``head`` ends inside the plane table.
+    """
+    if header.codec == CODEC_RAW:
+        return HEADER_SIZE + header.size
+    if header.codec != CODEC_PLANES:
+        return None
+    width = head[HEADER_SIZE]
+    at = HEADER_SIZE + PLANES_HEAD.size + (OID_BYTES if header.base else 0)
+    end = at + width * PLANE_ENTRY.size
+    if len(head) < end:
+        raise DecodeError("truncated plane table")
+    planes = sum(PLANE_ENTRY.unpack_from(head, at + k * PLANE_ENTRY.size)[1] for k in range(width))
+    return end + planes + header.size % width
+
+
 def decode(
     stored: bytes | memoryview,
     get_base: Callable[[str], bytes] | None = None,

@@ -282,3 +282,16 @@ class MissingExtra(VaultError):
         )
         self.what = what
         self.packages = packages
+
+
+class RemoteUnavailable(VaultError):
+    """A remote store could not serve a request: it stayed unreachable (or kept failing) until
+    the deadline, or it refused the request for good (no credentials, access denied, no such
+    bucket). Nothing is half-published: objects appear whole or not at all."""
+
+    def __init__(self, where: str, why: str, seconds: float | None = None) -> None:
+        tail = f" (gave up after {seconds:.0f}s; VAULT_S3_TIMEOUT sets how long)" if seconds else ""
+        super().__init__(f"{where} is unavailable: {' '.join(why.split())}{tail}")
+        self.where = where
+        self.why = why
+        self.seconds = seconds

@@ -19,6 +19,19 @@ gc-planned         gc: the plan is made, nothing is deleted yet
 gc-deleted         gc: one more object or temporary file is deleted
 =================  ==========================================================================
 
+Checkout and restore (``vault/ops/checkout.py``, ``vault/ops/swap.py``):
+
+=================  ==========================================================================
+restore-pinned     restore: the ``pre_restore`` pin is published; nothing in DEST has changed
+checkout-staged    the version is staged in full in DEST's staging directory and the swap's
+                   journal written; nothing in DEST has moved
+checkout-swap      one more path of the swap is renamed (set aside, or moved in); ``:N`` stops
+                   the swap after its N-th rename
+checkout-swapped   a checkout's swap is done, its journal not yet removed (not committed)
+restore-written    the same instant for a restore: the version is in DEST and everything it
+                   does not have is set aside in the staging directory, not yet committed
+=================  ==========================================================================
+
 Consolidation (``vault/ops/consolidate.py``), after each of its steps:
 
 =====================  ======================================================================

@@ -14,8 +14,9 @@ the taker waits and tries again, up to a timeout. Both sides write before they l
 takers can never both miss each other (they may both back off; random waits break the tie).
 
 A holder renews its file every :data:`RENEW` seconds. A lock is **stale**, and ignored, when its
-holder is a process of this machine that no longer runs (same host and boot, and the pid is gone
-or belongs to a process started at another time), or when it was last renewed more than
+holder is a process of this machine that no longer runs (same host: written before the last
+boot, or its pid is gone or belongs to a process started at another time), or when it was last
+renewed more than
 :data:`STALE` seconds ago. A writer checks before publishing that its own lease was renewed
 within :data:`STALE` seconds (:meth:`Lease.check`): one that was not may have been ignored by a
 gc, so it publishes nothing (:class:`~vault.errors.LockLost`).
@@ -107,7 +108,9 @@ class LockInfo:
 
     def stale(self, now: float) -> bool:
         """Whether its holder is known dead, or it was not renewed for :data:`STALE` seconds."""
-        if self.host == _HOST and self.boot == _BOOT and self.boot:
+        if self.host == _HOST and self.boot and _BOOT:
+            if self.boot != _BOOT:
+                return True  # this machine restarted since: its holder is gone
             started = _start_time(self.pid)
             if started is None or (self.start and started and started != self.start):
                 return True

@@ -40,13 +40,15 @@ class ManifestError(ValueError):
     """Bytes that do not decode to the expected manifest type."""
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+def _null_constant(name: str) -> None:
+    """``NaN`` and the infinities, which releases before format 3 could write into metadata
+    (Python's ``json`` does), read as ``null``: JSON has no such numbers."""
+    return None
 
 
 def _load(data: bytes | bytearray, expected_type: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data, parse_constant=_no_constant)
+        doc = json.loads(data, parse_constant=_null_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ManifestError(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("type") != expected_type:

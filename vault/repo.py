@@ -495,7 +495,9 @@ class Repository:
         Raises:
             NoDestination: no ``dest`` and no recorded working directory.
             UnknownRevision: ``rev`` names no version.
-            UnsafePath: ``dest`` is not a directory or lies inside the repository.
+            UnsafePath: ``dest`` is not a directory or lies inside the repository; the version
+                holds an unsafe path, or needs a file where the repository, a ``.vault`` or a
+                directory holding one is. Nothing has changed then.
         """
         from .ops import restore as restore_op
 

@@ -9,7 +9,7 @@ recorded at all: a write in the same clock tick as the recording could otherwise
 The cache is an optimisation, never a source of truth: it lives in ``cache/stat.json``, is
 rewritten atomically after each commit, and a missing or damaged file is simply an empty cache.
 A hit is used only if the manifest it names is stored, intact and of the right size, and every
-chunk it lists is stored.
+chunk it lists looks intact from its header (see ``ObjectStore.looks_intact``).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class StoredFile:
     def _chunk(self, i: int) -> bytes | bytearray:
         if self._cached is not None and self._cached[0] == i:
             return self._cached[1]
-        data = self.store.get(self.chunks[i].oid)
+        data = self.store.get(self.chunks[i].oid, size=self.chunks[i].size)
         self._cached = (i, data)
         return data
 

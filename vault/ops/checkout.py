@@ -1,36 +1,42 @@
 """Checkout: write a version's files under a destination, verified, all or nothing.
 
-Everything is first written into a staging directory (beside DEST when DEST does not exist yet,
-inside it otherwise), every chunk verified against its id on the way. Only when the whole version
-is staged are the files moved to their final names, so a failed checkout (a damaged object, a full
-disk) leaves no file under a final name with bytes other than the version's, and removes what it
-staged.
+The whole tree is checked first (no absolute path, no ``..``, no name reserved for the
+repository at any depth, nothing that would land in the repository), then planned against
+DEST: nothing is written before both pass, so an unsafe tree is refused whole. Everything is
+then written into a staging directory inside DEST, every chunk verified against its id on the
+way, and only when the whole version is staged is it swapped in (:mod:`vault.ops.swap`): what
+is in the way is moved aside, the staged paths are moved in, and a failure puts everything
+back. A failed checkout (a damaged object, a full disk, a path that cannot be replaced) thus
+leaves DEST as it was; a killed one leaves a staging directory that the next checkout or
+restore into DEST rolls back and removes.
 
-A hostile or damaged tree cannot write outside DEST: paths are checked before anything is
-written, and no path component under DEST that is a symlink is ever traversed.
+No path component under DEST that is a symlink is ever traversed, and the repository (when
+given as a protected path) is never written, moved or removed, wherever it lies in DEST.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
-import shutil
-import stat
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import CorruptObject, DestinationNotEmpty, DiskFull, UnsafePath
-from ..fsutil import TMP_PREFIX, fsync_dir
+from ..faults import crashpoint
+from ..fsutil import fsync_dir
 from ..ids import Oid
 from ..memory import keep_large_buffers
 from ..objects import KIND_FILE, KIND_LINK, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
 from ..revisions import resolve
 from ..store import ObjectStore
+from .names import fold, is_reserved
 from .parts import Parts
+from .swap import Staging, SwapPlan, recover
 from .versions import version_tree
 
 PREFETCH = 8
@@ -69,11 +75,20 @@ def checkout_version(
     refs = parts.refs.read()
     oid = resolve(rev, refs, parts.store)
     tree = version_tree(parts.store, refs, oid, rev, role)
-    return checkout(parts.store, tree, Path(dest), force=force, progress=progress, durable=durable)
+    return checkout(
+        parts.store,
+        tree,
+        Path(dest),
+        force=force,
+        protect=parts.guarded(dest),
+        progress=progress,
+        durable=durable,
+    )
 
 
 def check_paths(tree: Tree) -> None:
-    """Refuse a tree with any path that is absolute, climbs out, or nests under another entry.
+    """Refuse a tree with any path that is absolute, climbs out, nests under another entry or
+    holds a name reserved for the repository (:mod:`vault.ops.names`), at any depth.
 
     Raises:
         UnsafePath: naming the first bad path.
@@ -88,6 +103,9 @@ def check_paths(tree: Tree) -> None:
         parts = p.split("/")
         if any(part in ("", ".", "..") for part in parts):
             raise UnsafePath(p, "contains an empty, '.' or '..' component")
+        for part in parts:
+            if is_reserved(part):
+                raise UnsafePath(p, f"{part!r} is a name reserved for the repository")
         if p in seen:
             raise UnsafePath(p, "listed twice")
         if entry.kind == KIND_LINK and (not entry.target or "\x00" in entry.target):
@@ -101,26 +119,180 @@ def check_paths(tree: Tree) -> None:
             parent = parent.parent
 
 
-def _is_empty_dir(path: Path) -> bool:
-    with os.scandir(path) as it:
-        return next(it, None) is None
+def check_tree(tree: Tree, dest: Path, protect: tuple[Path, ...] = ()) -> None:
+    """Everything about ``tree`` and ``dest`` that can be refused before DEST is looked into.
+
+    The tree's paths must pass :func:`check_paths`; ``dest`` must not be (or lie in) a path of
+    ``protect`` (the repository); and no path may land in a protected path that lies inside
+    ``dest``, nor put a file where a directory holding one is. Paths are compared as a case
+    insensitive file system compares them (:func:`vault.ops.names.fold`).
+
+    Raises:
+        UnsafePath: naming the destination or the first bad path.
+    """
+    check_paths(tree)
+    real_dest = os.path.realpath(dest)
+    inside: list[tuple[str, ...]] = []
+    for path in protect:
+        real = os.path.realpath(path)
+        if real_dest == real or real_dest.startswith(real.rstrip(os.sep) + os.sep):
+            raise UnsafePath(str(dest), "destination lies inside the repository")
+        if real.startswith(real_dest.rstrip(os.sep) + os.sep):
+            rel = os.path.relpath(real, real_dest)
+            inside.append(tuple(fold(part) for part in rel.split(os.sep)))
+    if not inside:
+        return
+    for entry in tree.entries:
+        parts = tuple(fold(part) for part in entry.path.split("/"))
+        for repo in inside:
+            if parts[: len(repo)] == repo:
+                raise UnsafePath(entry.path, "lies inside the repository")
+            if repo[: len(parts)] == parts:
+                raise UnsafePath(entry.path, "would replace a directory holding the repository")
 
 
-def _ensure_dirs(root: Path, rel: PurePosixPath) -> Path:
-    """Create ``root/rel`` directory by directory, refusing to pass through any symlink."""
-    cur = root
-    for part in rel.parts:
-        cur = cur / part
-        try:
-            st = os.lstat(cur)
-        except FileNotFoundError:
-            os.mkdir(cur)
+def identities(paths: tuple[Path, ...]) -> frozenset[tuple[int, int]]:
+    """``(st_dev, st_ino)`` of each of ``paths`` that exists: of the path itself and, when it is
+    a symbolic link, of what it points at too."""
+    out = set()
+    for path in paths:
+        for follow in (False, True):
+            with contextlib.suppress(OSError):
+                st = os.stat(path, follow_symlinks=follow)
+                out.add((st.st_dev, st.st_ino))
+    return frozenset(out)
+
+
+class _Kept:
+    """What a checkout never moves: names reserved for the repository, and the paths (by
+    identity) it protects. Looking an entry up costs no system call unless its inode matches."""
+
+    def __init__(self, protect: frozenset[tuple[int, int]]) -> None:
+        self.ids = protect
+        self.inodes = {ino for _, ino in protect}
+
+    def protected(self, entry: os.DirEntry[str]) -> bool:
+        if entry.inode() not in self.inodes:
+            return False
+        st = entry.stat(follow_symlinks=False)
+        return (st.st_dev, st.st_ino) in self.ids
+
+    def kept(self, entry: os.DirEntry[str]) -> bool:
+        return is_reserved(entry.name) or self.protected(entry)
+
+
+_Node = dict[str, "_Node | TreeEntry"]
+
+
+def _trie(tree: Tree) -> _Node:
+    """The tree's paths as nested directories (call after :func:`check_paths`)."""
+    root: _Node = {}
+    for entry in sorted(tree.entries, key=lambda e: e.path):
+        *dirs, name = entry.path.split("/")
+        node = root
+        for d in dirs:
+            child = node.setdefault(d, {})
+            assert isinstance(child, dict)
+            node = child
+        node[name] = entry
+    return root
+
+
+def plan_swap(
+    tree: Tree,
+    dest: Path,
+    *,
+    exact: bool = False,
+    protect: frozenset[tuple[int, int]] = frozenset(),
+) -> SwapPlan:
+    """What a checkout of ``tree`` into the existing directory ``dest`` moves; reads only.
+
+    Every path the version has is moved in: a whole directory when DEST lacks it, else entry by
+    entry, after the file or link in the way is set aside. Directories of DEST are walked
+    without following a link. With ``exact`` (restore) whatever stands where the version needs
+    something else, and whatever it does not have, is set aside too, except names reserved for
+    the repository and the ``protect`` paths, at any depth (and the directories holding them).
+
+    Raises:
+        UnsafePath: DEST has a link or a file where the version needs a directory, or a
+            directory where it needs a file (without ``exact``); or the version needs a file
+            where a kept path or a directory holding one is; or a path lands in a protected one.
+    """
+    plan = SwapPlan()
+    _sweep(dest, "", _trie(tree), exact, _Kept(protect), plan)
+    return plan
+
+
+def _sweep(dest: Path, rel: str, node: _Node, exact: bool, kept: _Kept, plan: SwapPlan) -> None:
+    """Plan the directory ``dest/rel``, which the version needs and DEST has."""
+    with os.scandir(dest / rel) as it:
+        present = {e.name: e for e in it}
+    for name, want in node.items():
+        path = f"{rel}/{name}" if rel else name
+        found = present.pop(name, None)
+        if found is None:
+            plan.new.append(path)
             continue
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePath(str(rel), f"{cur} is a symlink; refusing to write through it")
-        if not stat.S_ISDIR(st.st_mode):
-            raise UnsafePath(str(rel), f"{cur} exists and is not a directory")
-    return cur
+        if kept.protected(found):
+            raise UnsafePath(path, "lies inside the repository")
+        if found.is_dir(follow_symlinks=False):
+            if isinstance(want, dict):
+                _sweep(dest, path, want, exact, kept, plan)
+                continue
+            if not exact:
+                raise UnsafePath(path, f"{found.path} is a directory")
+            if _extras(found.path, path, kept) is not None:
+                raise UnsafePath(
+                    path,
+                    f"{found.path} is a directory holding the repository or a '.vault',"
+                    " which restore never removes",
+                )
+        elif isinstance(want, dict) and not exact:
+            if found.is_symlink():
+                raise UnsafePath(
+                    _first_path(path, want),
+                    f"{found.path} is a symlink; refusing to write through it",
+                )
+            raise UnsafePath(_first_path(path, want), f"{found.path} exists and is not a directory")
+        plan.aside.append(path)
+        plan.new.append(path)
+    if not exact:
+        return
+    for name, found in present.items():
+        if kept.kept(found):
+            continue
+        path = f"{rel}/{name}" if rel else name
+        inner = _extras(found.path, path, kept) if found.is_dir(follow_symlinks=False) else None
+        if inner is None:
+            plan.aside.append(path)
+        else:
+            plan.aside.extend(inner)
+
+
+def _extras(folder: str, rel: str, kept: _Kept) -> list[str] | None:
+    """Paths to set aside so that nothing is left of the directory ``folder`` but what is kept;
+    ``None`` when it holds nothing kept (it can go whole)."""
+    out: list[str] = []
+    keeps = False
+    with os.scandir(folder) as it:
+        for entry in it:
+            path = f"{rel}/{entry.name}"
+            if kept.kept(entry):
+                keeps = True
+                continue
+            inner = _extras(entry.path, path, kept) if entry.is_dir(follow_symlinks=False) else None
+            if inner is None:
+                out.append(path)
+            else:
+                keeps = True
+                out.extend(inner)
+    return out if keeps else None
+
+
+def _first_path(rel: str, node: _Node) -> str:
+    """The first entry's path under ``rel`` (to name in an error)."""
+    name, child = next(iter(node.items()))
+    return _first_path(f"{rel}/{name}", child) if isinstance(child, dict) else f"{rel}/{name}"
 
 
 def _load_manifests(store: ObjectStore, tree: Tree) -> dict[str, FileManifest]:
@@ -144,11 +316,13 @@ def _write_staged(
     """Create every entry under ``staging``; file contents are written by the reader threads.
 
     Each thread fetches a chunk, decodes and verifies it, and writes it at its offset in its
-    (already created, preallocated) file, so no single thread copies every byte. At most
+    (already created, full-length) file, so no single thread copies every byte. At most
     :data:`PREFETCH` chunks are in flight; a file is closed once all its chunks are written.
+    ``staging`` is this checkout's own new directory: nothing in it needs checking.
     """
     manifests = _load_manifests(store, tree)
     window: deque[tuple[Future[int], _OpenFile]] = deque()
+    made: set[str] = set()
 
     def drain_one() -> None:
         fut, handle = window.popleft()
@@ -161,9 +335,10 @@ def _write_staged(
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="vault-read") as pool:
         try:
             for entry in tree.entries:
-                rel = PurePosixPath(entry.path)
-                parent = _ensure_dirs(staging, rel.parent)
-                target = parent / rel.name
+                parent = entry.path.rpartition("/")[0]
+                if parent and parent not in made:
+                    _make_dirs(staging, parent, made)
+                target = staging / entry.path
                 if entry.kind == KIND_LINK:
                     assert entry.target is not None
                     os.symlink(entry.target, target)
@@ -192,8 +367,23 @@ def _write_staged(
                 handle.close()
 
 
+def _make_dirs(root: Path, rel: str, made: set[str]) -> None:
+    """Create ``root/rel`` and those of its parents ``made`` does not list; record them."""
+    missing = []
+    while rel and rel not in made:
+        missing.append(rel)
+        rel = rel.rpartition("/")[0]
+    for d in reversed(missing):
+        os.mkdir(root / d)
+        made.add(d)
+
+
 class _OpenFile:
-    """A staged file being written by the reader threads."""
+    """A staged file being written by the reader threads.
+
+    It is created at its full length and only chunks holding a non-zero byte are written, so a
+    sparse file comes back sparse and no file takes more room than its non-zero chunks need.
+    """
 
     def __init__(self, target: Path, entry: TreeEntry, chunks: int) -> None:
         self.entry = entry
@@ -202,8 +392,7 @@ class _OpenFile:
             target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
         )
         if entry.size:
-            with contextlib.suppress(OSError):
-                os.posix_fallocate(self.fd, 0, entry.size)
+            os.ftruncate(self.fd, entry.size)
 
     def finish(self, durable: bool) -> None:
         assert self.fd is not None
@@ -218,12 +407,27 @@ class _OpenFile:
             os.close(fd)
 
 
+@functools.lru_cache(maxsize=16)
+def _zeros(n: int) -> bytes:
+    # Pages never written: they cost no memory until read, and then only the kernel's zero page.
+    return bytes(n)
+
+
+def _is_zero(data: bytes | bytearray) -> bool:
+    """Whether ``data`` (not empty) is all zero bytes: one memcmp, stopping at the first
+    non-zero byte."""
+    return not data[0] and not data[-1] and data == _zeros(len(data))
+
+
 def _copy_chunk(store: ObjectStore, oid: Oid, size: int, fd: int | None, offset: int) -> int:
-    """Fetch and verify one chunk and write it at ``offset``; return its length."""
+    """Fetch and verify one chunk and write it at ``offset``, unless it is all zeros (the file
+    reads as zeros there already); return its length."""
     assert fd is not None
-    data = store.get(oid)
+    data = store.get(oid, size=size)
     if len(data) != size:
         raise CorruptObject(oid, why=f"holds {len(data)} bytes, its manifest says {size}")
+    if size and _is_zero(data):
+        return size
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, offset)
@@ -238,10 +442,17 @@ def checkout(
     dest: Path,
     *,
     force: bool = False,
+    exact: bool = False,
+    protect: tuple[Path, ...] = (),
     progress: Progress | None = None,
     durable: bool = False,
 ) -> CheckoutResult:
-    """Write ``tree`` under ``dest``.
+    """Write ``tree`` under ``dest``, all or nothing.
+
+    Nothing is written before the whole tree is checked (:func:`check_tree`) and planned
+    against DEST (:func:`plan_swap`). The version is staged in full in a directory inside DEST,
+    then swapped in (:class:`vault.ops.swap.Staging`). What a killed checkout left in DEST is
+    put back first (:func:`vault.ops.swap.recover`).
 
     Args:
         store: where the objects are.
@@ -249,6 +460,10 @@ def checkout(
         dest: the destination directory, created with its parents when missing.
         force: write into a non-empty ``dest``, replacing the version's paths and leaving other
             files alone.
+        exact: make ``dest`` hold exactly the version (restore): also set aside whatever is in
+            the way and whatever the version does not have, except names reserved for the
+            repository and the ``protect`` paths. Implies ``force``.
+        protect: paths never written, moved or removed (the repository).
         progress: receives bytes written.
         durable: fsync every file before it is moved into place. Off by default, as in git,
             cp and restic: the repository still holds every byte, so a power cut can cost only
@@ -256,48 +471,49 @@ def checkout(
             nothing either way (the page cache survives it).
 
     Raises:
-        DestinationNotEmpty: ``dest`` has files and ``force`` is false.
-        UnsafePath: the tree or ``dest`` would make us write outside ``dest``.
+        DestinationNotEmpty: ``dest`` has files and neither ``force`` nor ``exact`` is set.
+        UnsafePath: the tree or ``dest`` would make us write outside ``dest`` or into a
+            protected path.
+        SwapFailed: a path of DEST could not be replaced; DEST was put back as it was.
         CorruptObject, ObjectMissing: a damaged store; nothing is left behind.
     """
     keep_large_buffers()
     progress = progress or NullProgress()
-    check_paths(tree)
     dest = Path(os.path.abspath(dest))
-    exists = os.path.lexists(dest)
-    if exists:
+    check_tree(tree, dest, protect)
+    created: list[Path] = []
+    if os.path.lexists(dest):
         if not dest.is_dir():
             raise UnsafePath(str(dest), "destination exists and is not a directory")
-        if not force and not _is_empty_dir(dest):
+        recover(dest)
+        if not (force or exact) and not _is_empty_dir(dest):
             raise DestinationNotEmpty(str(dest))
-        if force:
-            _check_force_targets(tree, dest)
-    created: list[Path] = []
-    if not exists:
-        missing = []
-        cur = dest.parent
+    else:
+        cur = dest
         while not os.path.lexists(cur):
-            missing.append(cur)
+            created.append(cur)
             cur = cur.parent
-        for d in reversed(missing):
+        for d in reversed(created):
             os.mkdir(d)
-            created.append(d)
-    staging_parent = dest if exists else dest.parent
-    staging = staging_parent / f"{TMP_PREFIX}checkout-{os.getpid()}-{os.urandom(4).hex()}"
+    staging: Staging | None = None
     progress.start("checkout", tree.size)
     try:
-        os.mkdir(staging, 0o700)
-        _write_staged(store, tree, staging, progress, durable)
-        if exists:
-            _move_into(tree, staging, dest)
-            shutil.rmtree(staging)
-        else:
-            os.chmod(staging, 0o777 & ~_umask())
-            os.rename(staging, dest)
-        fsync_dir(dest if exists else dest.parent)
+        plan = plan_swap(tree, dest, exact=exact, protect=identities(protect))
+        staging = Staging(dest)
+        _write_staged(store, tree, staging.new, progress, durable)
+        if durable:
+            _fsync_dirs(staging.new)  # a staged folder is moved in whole: its entries first
+        staging.swap(plan, sync_journal=bool(plan.aside))
+        crashpoint("restore-written" if exact else "checkout-swapped")
+        staging.commit()
+        for rel in sorted({os.path.dirname(p) for p in (*plan.aside, *plan.new)}):
+            fsync_dir(dest / rel)
+        if created:
+            fsync_dir(created[-1].parent)
     except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        for d in reversed(created):
+        if staging is not None:
+            staging.close()
+        for d in created:
             with contextlib.suppress(OSError):
                 os.rmdir(d)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -305,44 +521,19 @@ def checkout(
         raise
     finally:
         progress.finish()
+    staging.close()
+    if durable:
+        fsync_dir(dest)  # the staging folder's removal too: no debris after a power cut
     return CheckoutResult(dest, tree.file_count, tree.size)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _fsync_dirs(root: Path) -> None:
+    """fsync every directory under ``root``, deepest first, so that a folder renamed into DEST
+    after a power cut still lists what was written into it."""
+    for folder, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count(os.sep)):
+        fsync_dir(Path(folder))
 
 
-def _check_force_targets(tree: Tree, dest: Path) -> None:
-    """Before anything is written, make sure every final path can be replaced safely."""
-    for entry in tree.entries:
-        rel = PurePosixPath(entry.path)
-        cur = dest
-        for part in rel.parent.parts:
-            cur = cur / part
-            try:
-                st = os.lstat(cur)
-            except FileNotFoundError:
-                break
-            if stat.S_ISLNK(st.st_mode):
-                raise UnsafePath(entry.path, f"{cur} is a symlink; refusing to write through it")
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(entry.path, f"{cur} exists and is not a directory")
-        else:
-            final = dest / entry.path
-            with contextlib.suppress(FileNotFoundError):
-                if stat.S_ISDIR(os.lstat(final).st_mode):
-                    raise UnsafePath(entry.path, f"{final} is a directory")
-
-
-def _move_into(tree: Tree, staging: Path, dest: Path) -> None:
-    """Rename each staged entry onto its final name (replacing a file or link, never following)."""
-    touched: set[Path] = set()
-    for entry in tree.entries:
-        rel = PurePosixPath(entry.path)
-        parent = _ensure_dirs(dest, rel.parent)
-        os.replace(staging / entry.path, parent / rel.name)
-        touched.add(parent)
-    for d in touched:
-        fsync_dir(d)
+def _is_empty_dir(path: Path) -> bool:
+    with os.scandir(path) as it:
+        return next(it, None) is None

@@ -50,10 +50,8 @@ from ..revisions import check_tag_name
 from ..statcache import Stamp, StatCache, stamp_of
 from ..store import ObjectStore
 from .deltas import DeltaBases
+from .names import is_reserved
 from .parts import Parts
-
-IGNORED_NAMES = frozenset({".vault"})
-"""Directory names never committed (a repository inside the committed directory)."""
 
 
 @dataclass(frozen=True)
@@ -99,17 +97,30 @@ def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
 
     Symlinks inside a directory are recorded as links, never followed. ``source`` itself is
     followed when it is a link, since the user named it. Directories in ``exclude`` (the
-    repository itself, when it lies inside ``source``) and any top-level ``.vault`` are skipped.
+    repository itself, when it lies inside ``source``) are skipped, and so is every name
+    reserved for the repository (``.vault`` and its spellings, see :mod:`vault.ops.names`), at
+    any depth, whatever it is: checkout refuses them.
 
     Raises:
         PathNotFound: ``source`` does not exist.
+        BadValue: ``source`` lies inside a directory of ``exclude`` (the repository), or is a
+            file with a reserved name.
         UnsupportedFile: a fifo, socket or device file is found.
     """
     try:
         st = os.stat(source)
     except FileNotFoundError:
         raise PathNotFound(str(source)) from None
+    real = os.path.realpath(source)
+    for path in exclude:
+        repo = os.path.realpath(path)
+        if real == repo:
+            raise BadValue("path", str(source), "is the repository itself, not files to commit")
+        if real.startswith(repo.rstrip(os.sep) + os.sep):
+            raise BadValue("path", str(source), f"lies inside the repository {path}")
     if stat.S_ISREG(st.st_mode):
+        if is_reserved(source.name):
+            raise BadValue("path", str(source), "its name is reserved for the repository")
         _check_name(str(source), source.name)
         return [
             SourceEntry(
@@ -133,6 +144,8 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
+        if is_reserved(entry.name):
+            continue
         rel = prefix + entry.name
         _check_name(entry.path, entry.name)
         st = entry.stat(follow_symlinks=False)
@@ -144,7 +157,7 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int
                 SourceEntry(rel, Path(entry.path), KIND_LINK, len(target.encode()), 0o777, target)
             )
         elif stat.S_ISDIR(mode):
-            if (not prefix and entry.name in IGNORED_NAMES) or (st.st_dev, st.st_ino) in skip:
+            if (st.st_dev, st.st_ino) in skip:
                 continue
             _walk(Path(entry.path), rel + "/", out, skip)
         elif stat.S_ISREG(mode):
@@ -271,8 +284,10 @@ class _Source:
 def _cached_manifest(
     store: ObjectStore, cache: StatCache, entry: SourceEntry
 ) -> tuple[Oid, FileManifest] | None:
-    """The manifest the stat cache records for ``entry``, if the file is unchanged and the
-    manifest and all its chunks are stored; ``None`` means: read the file."""
+    """The manifest the stat cache records for ``entry``, if the file is unchanged, the manifest
+    reads back intact and every chunk it lists looks intact (header, length and delta chain:
+    :meth:`ObjectStore.looks_intact`); ``None`` means: read the file, which also replaces a
+    damaged chunk."""
     if entry.stamp is None:
         return None
     oid = cache.lookup(os.path.abspath(entry.abspath), entry.stamp)
@@ -285,7 +300,7 @@ def _cached_manifest(
     if (
         manifest is None
         or manifest.size != entry.size
-        or not all(store.has(c.oid) for c in manifest.chunks)
+        or not all(store.looks_intact(c.oid, c.size) for c in manifest.chunks)
     ):
         cache.forget(os.path.abspath(entry.abspath))
         return None
@@ -520,7 +535,7 @@ def commit(
     training = _training(
         parts, path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
     )
-    entries = scan(Path(path), exclude=parts.local_paths())
+    entries = scan(Path(path), exclude=parts.guarded(path))
     extra = _attachment_entries(parts, training, data, store_data, snapshots)
     with parts.writing() as lease:
         every = [*entries, *(e for group in extra.values() for e in group)]

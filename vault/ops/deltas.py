@@ -89,7 +89,7 @@ class DeltaBases:
         size = sum(c.size for c in chunks)
         try:
             # vault cuts a safetensors file's header into its first chunk: no more to read.
-            header = parse(self.store.get(chunks[0].oid), size, file_oid)
+            header = parse(self.store.get(chunks[0].oid, size=chunks[0].size), size, file_oid)
         except NotSafetensors:
             return None
         layout = safetensors_layout(header)

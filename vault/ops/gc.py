@@ -5,6 +5,8 @@ Roots are every ref, plus every id a ref held within the grace period according 
 An object is removed only when it is unreachable *and* older than the grace period. Writers hold
 the repository's gc lock shared while they write; gc holds it exclusively, so no commit is in
 flight while gc decides, and temporary files found under that lock are debris of dead writers.
+Deltas are removed before their bases, so a gc killed at any instant leaves no delta whose base
+is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from .. import codec
 from ..backend import Backend
 from ..errors import BadValue, ObjectMissing
 from ..faults import crashpoint
@@ -46,7 +49,8 @@ class GcPlan:
     """What a collection removes.
 
     Attributes:
-        doomed: unreachable objects older than the grace period, with their stored sizes.
+        doomed: unreachable objects older than the grace period, with their stored sizes, in
+            the order they are removed: dependants before what they depend on.
         young: unreachable objects kept because they are younger than the grace period.
         reachable: number of reachable objects.
         temp_files: debris of interrupted writes.
@@ -100,15 +104,29 @@ def plan(
     # A young object is kept, and so must be its delta base (a later commit may reuse it).
     for base in delta_bases(store, young):
         old.pop(base, None)
-    out = GcPlan(reachable=len(reachable), young=len(young), doomed=old)
+    out = GcPlan(reachable=len(reachable), young=len(young), doomed=_dependants_first(store, old))
     out.temp_files = backend.temp_files()
     return out
+
+
+def _dependants_first(store: ObjectStore, doomed: dict[Oid, int]) -> dict[Oid, int]:
+    """``doomed`` in removal order: objects whose header cannot be read first (they may be
+    deltas of anything), then deltas deepest first, then objects stored whole. An interrupted
+    removal then never leaves a delta without its base, which a later commit could otherwise
+    find stored and reuse."""
+
+    def rank(oid: Oid) -> int:
+        header = store.head(oid)
+        return -(codec.MAX_DEPTH + 1) if header is None else -header.depth
+
+    return {oid: doomed[oid] for oid in sorted(doomed, key=rank)}
 
 
 def execute(
     store: ObjectStore, backend: Backend, p: GcPlan, progress: Progress | None = None
 ) -> None:
-    """Remove what the plan names. Safe to interrupt: only unreachable objects are touched."""
+    """Remove what the plan names, in its order. Safe to interrupt: only unreachable objects are
+    touched, and a delta goes before its base."""
     progress = progress or NullProgress()
     crashpoint("gc-planned")
     progress.start("gc", len(p.doomed))

@@ -185,5 +185,6 @@ def _read_curve(parts: Parts, tree: Tree, path: str) -> list[dict[str, Any]]:
     for entry in tree.entries:
         if entry.path == path and entry.kind == KIND_FILE and entry.file is not None:
             manifest = parts.store.get_file(entry.file)
-            return curve_from_state(b"".join(parts.store.get(c.oid) for c in manifest.chunks))
+            chunks = (parts.store.get(c.oid, size=c.size) for c in manifest.chunks)
+            return curve_from_state(b"".join(chunks))
     return []

@@ -7,6 +7,7 @@ without it, as dulwich's porcelain works over an object store and a refs contain
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,18 @@ class Parts:
         """The repository's directory, when it has one: what commit never reads and restore
         never touches."""
         return (self.root,) if self.root is not None else ()
+
+    def guarded(self, path: str | os.PathLike[str]) -> tuple[Path, ...]:
+        """What a checkout into ``path``, or a commit of it, must keep out of: the repository,
+        unless ``path`` lies under the repository's ``tmp/``, where vault itself checks out and
+        commits (consolidate's working directory) and nothing of the repository can be reached.
+        """
+        if self.root is None:
+            return ()
+        scratch = os.path.realpath(self.root / "tmp")
+        if os.path.realpath(path).startswith(scratch + os.sep):
+            return ()
+        return (self.root,)
 
     @contextmanager
     def writing(self) -> Iterator[Lease]:

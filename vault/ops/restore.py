@@ -2,9 +2,15 @@
 
 The repository first commits and pins what the directory holds (unless a name, tag or pin keeps
 that very tree already); only then does anything in the directory change. The version is then
-written with a forced checkout (staged and verified in full before any final name is touched),
-and last everything the version does not have is removed. A crash at any instant therefore
-leaves the old content restorable from its ``pre_restore`` pin.
+written by an exact checkout: staged and verified in full, then swapped in, with everything the
+version does not have moved aside in the same swap, all or nothing. A crash at any instant
+therefore leaves the old content restorable from its ``pre_restore`` pin, and the next checkout
+or restore into the directory puts back what a killed one had moved.
+
+Restore keeps what commit never stores: names reserved for the repository (``.vault`` at any
+depth, see :mod:`vault.ops.names`) and the repository itself, wherever it lies in the directory,
+with the directories that hold them. A version that would need a file where one of those is is
+refused before anything changes.
 
 :func:`restore` is the verb; :func:`write_exactly` its file-system half, run once the pin is
 published.
@@ -12,12 +18,9 @@ published.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import stat
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import UnsafePath, VaultError
 from ..faults import crashpoint
@@ -27,9 +30,11 @@ from ..refs import PINS
 from ..revisions import resolve
 from ..store import ObjectStore
 from . import backup as backup_op
-from .commit import IGNORED_NAMES
+from .checkout import check_tree, checkout, identities, plan_swap
+from .names import is_reserved
 from .parts import Parts
 from .pins import PRE_RESTORE, PinInfo, pin_info
+from .swap import recover
 from .versions import check_files_kept, version_names, version_tree
 
 
@@ -45,14 +50,14 @@ def restore(
     Raises:
         NoDestination: ``dest`` is ``None``.
         UnknownRevision: ``rev`` names no version.
-        UnsafePath: ``dest`` is not a directory or lies inside the repository.
+        UnsafePath: ``dest`` is not a directory or lies inside the repository; the version
+            holds an unsafe path, or needs a file where the repository, a ``.vault`` or a
+            directory holding one is. Nothing has changed then.
         FilesCollected: gc has removed the version's files.
     """
     if dest is None:
         raise NoDestination()
     store = parts.store
-    if parts.root is not None:
-        check_destination(dest, parts.root)
     refs = parts.refs.read()
     oid = resolve(rev, refs, store)
     tree = version_tree(store, refs, oid, rev)
@@ -60,6 +65,7 @@ def restore(
     for entry in tree.entries:  # fail on a damaged or collected version before any change
         if entry.kind == KIND_FILE and entry.file is not None:
             store.get_file(entry.file)
+    prepare(tree, dest, parts.local_paths())
     backup = None
     if has_content(dest, parts.local_paths()):
         backup = backup_op.backup(
@@ -95,10 +101,13 @@ def has_content(dest: Path, keep: tuple[Path, ...] = ()) -> bool:
     """Whether ``dest`` is a directory holding anything besides what restore never touches."""
     if not dest.is_dir():
         return False
-    skip = _identities(keep)
+    skip = identities(keep)
     with os.scandir(dest) as it:
         for entry in it:
-            if entry.name in IGNORED_NAMES or _identity(entry.path) in skip:
+            if is_reserved(entry.name):
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if (st.st_dev, st.st_ino) in skip:
                 continue
             return True
     return False
@@ -114,6 +123,25 @@ def check_destination(dest: Path, repo_root: Path) -> None:
         raise UnsafePath(str(dest), "destination lies inside the repository")
 
 
+def prepare(tree: Tree, dest: Path, protect: tuple[Path, ...]) -> None:
+    """Refuse, before anything changes, a restore of ``tree`` into ``dest`` that could not go
+    through whole; put back first what a killed checkout or restore left in ``dest``.
+    ``protect`` holds the repository's directory when it has one on this machine.
+
+    Raises:
+        UnsafePath: an unsafe tree, a destination inside the repository, or a version that
+            needs a file where the repository, a ``.vault`` or a directory holding one is.
+        RecoveryFailed: what a killed checkout moved cannot be put back safely.
+    """
+    dest = Path(os.path.abspath(dest))
+    for root in protect:
+        check_destination(dest, root)
+    check_tree(tree, dest, protect)
+    if dest.is_dir():
+        recover(dest)
+        plan_swap(tree, dest, exact=True, protect=identities(protect))
+
+
 def write_exactly(
     store: ObjectStore,
     tree: Tree,
@@ -124,84 +152,10 @@ def write_exactly(
 ) -> None:
     """Make ``dest`` hold exactly ``tree``'s entries. Call only once its old content is kept.
 
-    Paths in ``keep`` (the repository, when it lies inside ``dest``) and top-level names commit
-    ignores (``.vault``) are never touched.
+    Paths in ``keep`` (the repository, when it lies inside ``dest``) and names reserved for the
+    repository, at any depth, are never touched, nor the directories holding them.
     """
-    from .checkout import checkout
-
-    dest = Path(os.path.abspath(dest))
-    if dest.is_dir():
-        _clear_conflicts(tree, dest)
-    checkout(store, tree, dest, force=True, progress=progress)
-    crashpoint("restore-written")
-    _remove_extras(tree, dest, _identities(keep))
-
-
-def _identity(path: str | Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _identities(paths: tuple[Path, ...]) -> set[tuple[int, int] | None]:
-    return {i for i in (_identity(p) for p in paths) if i is not None}
-
-
-def _remove(path: Path) -> None:
-    """Remove a file, a link (never followed) or a whole directory."""
-    st = os.lstat(path)
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
-def _clear_conflicts(tree: Tree, dest: Path) -> None:
-    """Remove what would stop a forced checkout: a file or link where the version has a
-    directory, a directory where it has a file or link."""
-    for entry in tree.entries:
-        cur = dest
-        parts = PurePosixPath(entry.path).parts
-        for i, part in enumerate(parts):
-            cur = cur / part
-            try:
-                st = os.lstat(cur)
-            except FileNotFoundError:
-                break
-            last = i == len(parts) - 1
-            if last and stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(cur)
-            elif not last and not stat.S_ISDIR(st.st_mode):
-                os.unlink(cur)  # a file or a symlink standing where a directory must be
-                break
-
-
-def _remove_extras(tree: Tree, dest: Path, keep: set[tuple[int, int] | None]) -> None:
-    """Remove every path under ``dest`` that is neither an entry of ``tree`` nor a directory
-    one of its entries lies in; directories are walked without following links."""
-    entries = {e.path for e in tree.entries}
-    dirs = {str(p) for e in tree.entries for p in PurePosixPath(e.path).parents if str(p) != "."}
-
-    def walk(folder: Path, prefix: str) -> None:
-        with os.scandir(folder) as it:
-            children = list(it)
-        for child in children:
-            rel = prefix + child.name
-            if not prefix and child.name in IGNORED_NAMES:
-                continue
-            if _identity(child.path) in keep:
-                continue
-            if rel in entries:
-                continue
-            if rel in dirs and child.is_dir(follow_symlinks=False):
-                walk(Path(child.path), rel + "/")
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                _remove(Path(child.path))
-
-    walk(dest, "")
+    checkout(store, tree, dest, exact=True, protect=keep, progress=progress)
 
 
 class NoDestination(VaultError):

@@ -167,8 +167,8 @@ def verify(
             report.bytes += n
             progress.advance(n)
 
-        for oid in chunk_sizes:
-            window.append((oid, pool.submit(lambda o: len(store.get(o)), oid)))
+        for oid, size in chunk_sizes.items():
+            window.append((oid, pool.submit(lambda o, n: len(store.get(o, size=n)), oid, size)))
             if len(window) >= workers * 3:
                 drain_one()
         while window:
