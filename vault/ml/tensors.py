@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtra, NotSafetensors
 from ..ids import Oid
-from ..objects import FileManifest
+from ..objects import FileManifest, Tree
 from ..safetensors_format import Header, header_length, parse_header
 
 if TYPE_CHECKING:
@@ -200,9 +200,9 @@ def load_tensors(reader: StoredFile, framework: str = "pt") -> dict[str, Any]:
 
 
 def load_state_dict(
-    store: ObjectStore, version: Oid, rev: str, path: str, framework: str = "pt"
+    store: ObjectStore, tree: Tree, rev: str, path: str, framework: str = "pt"
 ) -> dict[str, Any]:
-    """The tensors of the file ``path`` of the version ``version`` (named ``rev`` in errors)."""
+    """The tensors of the file ``path`` of ``tree``, a version's (named ``rev`` in errors)."""
     from ..errors import BadValue, FileNotInVersion
     from ..objects import KIND_FILE
 
@@ -211,7 +211,6 @@ def load_state_dict(
     wanted = path.strip()
     while wanted.startswith("./"):
         wanted = wanted[2:]
-    tree = store.get_tree(store.get_version(version).tree)
     for entry in tree.entries:
         if entry.path == wanted:
             if entry.kind != KIND_FILE or entry.file is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import time
 from dataclasses import dataclass, field
 
 from .. import codec
@@ -21,8 +22,10 @@ from ..backend import Backend
 from ..errors import BadValue, ObjectMissing
 from ..faults import crashpoint
 from ..ids import Oid
+from ..leases import EXCLUSIVE
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
+from .parts import Parts
 from .walk import delta_bases, reach
 
 DEFAULT_GRACE = "1h"
@@ -135,3 +138,44 @@ def execute(
         backend.remove_temp(name)  # a killed consolidation's work folder too
         crashpoint("gc-deleted")
     progress.finish()
+
+
+@dataclass
+class GcResult:
+    """What gc removed (or would remove with ``dry_run``)."""
+
+    objects: int
+    bytes: int
+    dry_run: bool
+    grace_seconds: float
+    reachable: int
+    kept_young: int
+    temp_files: int
+
+
+def gc(
+    parts: Parts,
+    *,
+    grace: float | str = DEFAULT_GRACE,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> GcResult:
+    """Remove unreachable objects older than ``grace`` (seconds or a duration string), under
+    the exclusive lease; ``dry_run`` only plans, and takes no lease."""
+    seconds = parse_duration(grace) if isinstance(grace, str) else float(grace)
+
+    def run() -> GcPlan:
+        history = parts.refs.recent_ids(time.time() - seconds)
+        roots = set(parts.refs.read().refs.values())
+        p = plan(parts.store, parts.backend, roots, seconds, history=history)
+        if not dry_run:
+            execute(parts.store, parts.backend, p, progress)
+            parts.locks.remove_stale()
+        return p
+
+    if dry_run:
+        p = run()
+    else:
+        with parts.locks.hold(EXCLUSIVE):
+            p = run()
+    return GcResult(p.objects, p.bytes, dry_run, seconds, p.reachable, p.young, len(p.temp_files))
