@@ -137,13 +137,15 @@ def history(tmp_path: Path) -> History:
 # -- commit ----------------------------------------------------------------------------------
 
 # (crash point, whether the new version must be named afterwards)
+# A commit's first file is its lease (locks/shared-*.json): the points below count from there.
 COMMIT_POINTS = [
-    ("before-rename:1", False),  # every chunk and manifest fsynced in tmp/, none renamed
-    ("before-rename:2", False),  # the version object fsynced, not renamed
-    ("after-rename:1", False),  # the version object renamed, its directory not fsynced
-    ("object-written:1", False),  # first chunk renamed onto its key, directory not fsynced
-    ("object-written:4", False),
-    ("object-written:9", False),
+    ("before-rename:1", False),  # the lease fsynced beside its name, not renamed
+    ("before-rename:2", False),  # every chunk and manifest fsynced in tmp/, none renamed
+    ("before-rename:3", False),  # the version object fsynced, not renamed
+    ("after-rename:2", False),  # the version object renamed, its directory not fsynced
+    ("object-written:2", False),  # first chunk renamed onto its key, directory not fsynced
+    ("object-written:5", False),
+    ("object-written:10", False),
     ("version-written", False),  # whole version durable, no ref names it
     ("refs-published", True),  # refs.json replaced, reflog not appended
     ("reflog-appended", True),  # everything written, lock still held

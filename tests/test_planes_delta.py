@@ -226,7 +226,7 @@ def test_reach_counts_delta_bases_that_only_deltas_need(repo: Repository, tmp_pa
 
 
 def test_writer_keeps_delta_chains_short(repo: Repository, tmp_path: Path) -> None:
-    from vault.store import DELTA_DEPTH
+    from vault.ops.deltas import DELTA_DEPTH
 
     for step in range(1, 6):
         repo.commit(checkpoint(tmp_path / f"c{step}", step), f"step {step}")

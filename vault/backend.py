@@ -418,7 +418,8 @@ class LocalBackend:
                 found += [
                     e
                     for e in os.scandir(self._path(folder))
-                    if e.name.startswith(TMP_PREFIX) and e.stat().st_mtime < old
+                    if e.name.startswith(TMP_PREFIX)
+                    and (not _writer_alive(e.name) or e.stat().st_mtime < old)
                 ]
         out = []
         for entry in found:
@@ -446,6 +447,23 @@ class LocalBackend:
         """``tmp/`` in the repository: on the same file system, so results can be renamed."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         return self.tmp_dir
+
+
+def _writer_alive(temp: str) -> bool:
+    """Whether the process that named the temporary file ``temp`` (``fsutil.temp_name``:
+    ``.vault-tmp-NAME.PID.RAND``) still runs on this machine; an unreadable name counts as
+    alive, so only age removes it."""
+    try:
+        pid = int(temp.rsplit(".", 2)[-2])
+    except (IndexError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_file(path: Path) -> None:

@@ -32,7 +32,7 @@ from ..errors import (
     VaultError,
 )
 from ..faults import crashpoint
-from ..ids import Oid, hash_bytes
+from ..ids import Oid
 from ..memory import keep_large_buffers
 from ..objects import (
     KIND_FILE,
@@ -240,19 +240,17 @@ class _ChunkWriter:
         return self._store(data, width, base)
 
     def _store(self, data: bytes, width: int, base: Oid | None) -> ChunkRef:
-        oid = hash_bytes(data)
+        res = self.store.put(data, width=width, base=base, defer=True)
         with self.lock:
-            first = oid not in self.seen
-            self.seen.add(oid)
-        if first:
-            res = self.store.put_hashed(oid, data, width=width, base=base, defer=True)
-            if res.new:
-                with self.lock:
-                    self.new_bytes += res.size
-                    self.stored_bytes += res.stored
-                    self.new_chunks += 1
+            # A chunk repeated within the commit is counted once, even if two threads raced
+            # to store it.
+            if res.new and res.oid not in self.seen:
+                self.new_bytes += res.size
+                self.stored_bytes += res.stored
+                self.new_chunks += 1
+            self.seen.add(res.oid)
         self.progress.advance(len(data))
-        return ChunkRef(oid, len(data))
+        return ChunkRef(res.oid, len(data))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -363,13 +361,18 @@ def store_tree(
                 sources.append(source)
                 for (offset, length), info in layout:
                     base = bases.get((info.tensor, info.index)) if bases and info else None
+                    base_oid = (
+                        deltas.usable(base.oid)
+                        if deltas is not None and base is not None and base.size == length
+                        else None
+                    )
                     futures.append(
                         writer.submit_span(
                             source,
                             offset,
                             length,
                             info.width if info else 0,
-                            base.oid if base is not None and base.size == length else None,
+                            base_oid,
                         )
                     )
             else:
