@@ -30,7 +30,7 @@ from typing import Protocol
 
 from .errors import PreconditionFailed
 from .faults import crashpoint
-from .fsutil import TMP_PREFIX, AtomicFile, fsync_dir, reraise_disk_full, temp_name
+from .fsutil import TMP_PREFIX, AtomicFile, fsync_dir, process_alive, reraise_disk_full, temp_name
 from .ids import hash_bytes
 from .lock import file_lock
 
@@ -457,13 +457,7 @@ def _writer_alive(temp: str) -> bool:
         pid = int(temp.rsplit(".", 2)[-2])
     except (IndexError, ValueError):
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def _fsync_file(path: Path) -> None:

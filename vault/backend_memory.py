@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import shutil
 import tempfile
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from .backend import Capabilities, FileStat
 from .errors import PreconditionFailed
+from .fsutil import remove_entry
 
 
 @dataclass(frozen=True)
@@ -153,13 +153,8 @@ class MemoryBackend:
 
     def remove_temp(self, name: str) -> None:
         """Remove one item of the scratch directory."""
-        if self._scratch is None or "/" in name or name in ("", ".", ".."):
-            return
-        path = self._scratch / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        if self._scratch is not None:
+            remove_entry(self._scratch, name)
 
     def now(self) -> float:
         """The backend's clock."""

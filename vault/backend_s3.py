@@ -33,7 +33,6 @@ import math
 import os
 import random
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -46,6 +45,7 @@ from typing import Any, TypeVar
 
 from .backend import Capabilities, FileStat
 from .errors import BadValue, MissingExtra, PreconditionFailed, RemoteUnavailable
+from .fsutil import remove_entry
 
 T = TypeVar("T")
 
@@ -590,13 +590,8 @@ class S3Backend:
             with contextlib.suppress(FileNotFoundError):  # finished or aborted meanwhile
                 self._request(key, abort)
             return
-        if self._scratch is None or "/" in name or name in ("", ".", ".."):
-            return
-        path = self._scratch / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        if self._scratch is not None:
+            remove_entry(self._scratch, name)
 
     def scratch_dir(self) -> Path:
         """A private directory on this machine, made on first use."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -162,3 +163,26 @@ def atomic_write(
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_entry(folder: Path, name: str) -> None:
+    """Remove ``folder/name`` (a file, a link never followed, or a whole folder); a name that
+    is not a plain entry of ``folder`` is ignored."""
+    if "/" in name or name in ("", ".", ".."):
+        return
+    path = folder / name
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
