@@ -97,3 +97,8 @@ def vault_cli(runner: CliRunner, repo: Repository) -> Callable[..., Result]:
         return runner.invoke(cli, ["--repo", str(repo.root), *args], **kwargs)
 
     return run
+
+
+# The S3 test server (tests/seaweed.py): one real SeaweedFS and one bucket per session, a fresh
+# prefix in it per test.
+from seaweed import s3_bucket, s3_prefix, s3_server  # noqa: E402, F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -20,7 +21,9 @@ from vault.chunking import (
     read_safetensors_header,
     safetensors_spans,
 )
+from vault.errors import NotSafetensors
 from vault.ids import hash_bytes
+from vault.safetensors_format import Header, parse_header
 
 
 def pieces(path: Path) -> list[bytes]:
@@ -88,8 +91,7 @@ def test_safetensors_spans_tile_the_file(tmp_path: Path) -> None:
     with open(path, "rb") as f:
         parsed = read_safetensors_header(f, size)
     assert parsed is not None
-    spans = safetensors_spans(parsed[0], parsed[1], size)
-    assert spans is not None
+    spans = safetensors_spans(parsed)
     pos = 0
     for off, n in spans:
         assert off == pos and n >= 0
@@ -97,24 +99,43 @@ def test_safetensors_spans_tile_the_file(tmp_path: Path) -> None:
     assert pos == size
 
 
+def _header(doc: dict, file_size: int, length: int | None = None) -> Header:
+    raw = json.dumps(doc).encode()
+    raw += b" " * ((length or len(raw)) - len(raw))  # JSON allows trailing blanks
+    return parse_header(raw, file_size, "test")
+
+
 def test_spans_cover_padding_and_trailing_bytes() -> None:
-    header = {"a": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}
-    spans = safetensors_spans(10, header, 8 + 10 + 6 + 3)
-    assert spans == [(0, 18), (18, 2), (20, 4), (24, 3)]
+    header = _header({"a": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}, 8 + 60 + 9, 60)
+    spans = safetensors_spans(header)
+    assert spans == [(0, 68), (68, 2), (70, 4), (74, 3)]
 
 
 @pytest.mark.parametrize(
     "header",
     [
         {"a": {"data_offsets": [0, 10], "dtype": "U8", "shape": [10]}},  # past end of file
-        {"a": {"data_offsets": [4, 2]}},  # hi < lo
-        {"a": {"data_offsets": [0, 4]}, "b": {"data_offsets": [2, 6]}},  # overlap
-        {"a": {"dtype": "U8"}},  # no offsets
-        {"a": {"data_offsets": ["x", 1]}},
+        {"a": {"data_offsets": [4, 2], "dtype": "U8", "shape": [0]}},  # hi < lo
+        {
+            "a": {"data_offsets": [0, 4], "dtype": "U8", "shape": [4]},
+            "b": {"data_offsets": [2, 6], "dtype": "U8", "shape": [4]},
+        },  # overlap
+        {"a": {"dtype": "U8", "shape": [1]}},  # no offsets
+        {"a": {"data_offsets": ["x", 1], "dtype": "U8", "shape": [1]}},
+        {"a": {"data_offsets": [0, 4], "dtype": "U8", "shape": [3]}},  # shape != range
+        {"a": {"data_offsets": [0, 4], "dtype": "X9", "shape": [4]}},  # unknown dtype
+        {"a": {"data_offsets": [0, 4.0], "dtype": "U8", "shape": [4]}},  # not an integer
+        {"a": {"data_offsets": [0, 4], "dtype": "U8", "shape": [-4]}},  # negative
+        {"a": {"data_offsets": [0, 4], "dtype": "U8", "shape": [True, 4]}},  # a boolean
     ],
 )
 def test_untrusted_layouts_are_rejected(header: dict) -> None:
-    assert safetensors_spans(4, header, 8 + 4 + 6) is None
+    raw = json.dumps(header).encode()
+    path_size = 8 + len(raw) + 6
+    with pytest.raises(NotSafetensors):
+        parse_header(raw, path_size, "test")
+    blob = struct.pack("<Q", len(raw)) + raw + b"\0" * 6
+    assert read_safetensors_header(io.BytesIO(blob), len(blob)) is None
 
 
 def test_malformed_safetensors_falls_back_to_cdc(tmp_path: Path) -> None:

@@ -10,6 +10,9 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,10 @@ from faultkit import (
     write_model_dir,
 )
 
+from vault.backend import LocalBackend
+from vault.leases import EXCLUSIVE, SHARED, Leases
+from vault.refs import RefStore
+
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
@@ -42,7 +49,14 @@ def repo(tmp_path: Path) -> Path:
 
 
 def _reflog(repo: Path) -> list[dict]:
-    return [json.loads(line) for line in (repo / "logs" / "reflog.jsonl").read_text().splitlines()]
+    return [asdict(e) for e in RefStore(LocalBackend(repo)).reflog()]
+
+
+@contextmanager
+def held_lease(repo: Path, kind: str) -> Iterator[None]:
+    """Hold a repository lock of ``kind`` from this (live) test process."""
+    with Leases(LocalBackend(repo)).hold(kind):
+        yield
 
 
 def _run_parallel_commits(repo: Path, tmp_path: Path, n: int, *, pile_up: bool) -> None:
@@ -116,11 +130,13 @@ def test_commit_waits_for_a_held_refs_lock(repo: Path, tmp_path: Path) -> None:
     assert_checkout_matches(repo, "v002", snapshot(src), tmp_path / "co")
 
 
-@pytest.mark.parametrize("lock", ["refs.lock", "gc.lock"])
+@pytest.mark.parametrize("lock", ["refs.lock", "exclusive"])
 def test_commit_times_out_on_a_held_lock(repo: Path, tmp_path: Path, lock: str) -> None:
+    """A commit waits for the directory's CAS lock (refs.lock) and for gc's exclusive lease."""
     src = write_model_dir(tmp_path / "src", 8)
     before = log_json(repo)
-    with held_flock(repo / "locks" / lock):
+    held = held_flock(repo / "locks" / lock) if lock == "refs.lock" else held_lease(repo, EXCLUSIVE)
+    with held:
         t0 = time.monotonic()
         proc = run_vault(
             repo, "commit", str(src), "-m", "impatient", env=vault_env(VAULT_LOCK_TIMEOUT="0.5")
@@ -139,11 +155,11 @@ def test_commit_times_out_on_a_held_lock(repo: Path, tmp_path: Path, lock: str) 
     assert_checkout_matches(repo, "v002", snapshot(src), tmp_path / "co")
 
 
-def test_gc_timeout_while_a_writer_holds_the_gc_lock_shared(repo: Path) -> None:
+def test_gc_timeout_while_a_writer_holds_a_shared_lease(repo: Path) -> None:
     objects = set(object_files(repo))
-    with held_flock(repo / "locks" / "gc.lock", shared=True):
+    with held_lease(repo, SHARED):
         proc = run_vault(repo, "gc", "--grace", "0s", env=vault_env(VAULT_LOCK_TIMEOUT="0.5"))
-    assert_clean_error(proc, "timed out", "gc.lock")
+    assert_clean_error(proc, "timed out", "shared")
     assert set(object_files(repo)) == objects
 
 

@@ -43,7 +43,8 @@ from faultkit import (
 
 from tests.conftest import tree_bytes
 from vault import Repository
-from vault.refs import LATEST, VERSIONS
+from vault.backend import LocalBackend
+from vault.refs import LATEST, VERSIONS, RefStore
 
 TRIALS = int(os.environ.get("VAULT_CRASH_TRIALS", "30"))
 SEED = int(os.environ.get("VAULT_CRASH_SEED", str(random.randrange(1 << 31))))
@@ -136,13 +137,15 @@ def history(tmp_path: Path) -> History:
 # -- commit ----------------------------------------------------------------------------------
 
 # (crash point, whether the new version must be named afterwards)
+# A commit's first file is its lease (locks/shared-*.json): the points below count from there.
 COMMIT_POINTS = [
-    ("before-rename:1", False),  # every chunk and manifest fsynced in tmp/, none renamed
-    ("before-rename:2", False),  # the version object fsynced, not renamed
-    ("after-rename:1", False),  # the version object renamed, its directory not fsynced
-    ("object-written:1", False),  # first chunk renamed onto its key, directory not fsynced
-    ("object-written:4", False),
-    ("object-written:9", False),
+    ("before-rename:1", False),  # the lease fsynced beside its name, not renamed
+    ("before-rename:2", False),  # every chunk and manifest fsynced in tmp/, none renamed
+    ("before-rename:3", False),  # the version object fsynced, not renamed
+    ("after-rename:2", False),  # the version object renamed, its directory not fsynced
+    ("object-written:2", False),  # first chunk renamed onto its key, directory not fsynced
+    ("object-written:5", False),
+    ("object-written:10", False),
     ("version-written", False),  # whole version durable, no ref names it
     ("refs-published", True),  # refs.json replaced, reflog not appended
     ("reflog-appended", True),  # everything written, lock still held
@@ -174,8 +177,8 @@ def test_commit_killed_at_crash_point(
 def test_commit_killed_before_refs_rename_leaves_collectable_temp(
     history: History, rng: random.Random, tmp_path: Path
 ) -> None:
-    """Re-committing identical content writes one new object (the version), then refs.json: the
-    second temp-file fsync is refs.json's, killed before its rename."""
+    """Re-committing identical content writes its lease, one new object (the version), then
+    refs.json: the third temp-file fsync is refs.json's, killed before its rename."""
     src = tmp_path / "base2"
     proc = run_vault(
         history.repo,
@@ -183,11 +186,11 @@ def test_commit_killed_before_refs_rename_leaves_collectable_temp(
         str(src),
         "-m",
         "same again",
-        env=vault_env(VAULT_CRASHPOINT="before-rename:2"),
+        env=vault_env(VAULT_CRASHPOINT="before-rename:3"),
     )
     assert proc.returncode == KILLED, proc.stderr
-    stale = [p for p in debris(history.repo) if p.parent == history.repo]
-    assert stale, "expected the refs.json temp file beside refs.json"
+    stale = [p for p in debris(history.repo) if "refs.json" in p.name]
+    assert stale, "expected the refs.json temp file"
     history.settle(snapshot(src), published=False)
     history.check(rng, sample=None)
     ok(run_vault(history.repo, "gc", "--grace", "0s"))
@@ -196,18 +199,16 @@ def test_commit_killed_before_refs_rename_leaves_collectable_temp(
     history.check(rng, sample=None)
 
 
-def test_torn_reflog_line(history: History, rng: random.Random, tmp_path: Path) -> None:
-    """A crash mid-append leaves a torn last reflog line: readers skip it, the next append
-    seals it."""
-    reflog = history.repo / "logs" / "reflog.jsonl"
-    before = reflog.read_bytes()
-    with open(reflog, "ab") as f:
-        f.write(b'{"time": "2026-01-01T00:00:00+00:00", "ref": "lat')
+def test_torn_legacy_reflog_line(history: History, rng: random.Random, tmp_path: Path) -> None:
+    """Format 2 appended to logs/reflog.jsonl, where a crash could leave a torn last line:
+    readers skip it; new moves go to their own files, and gc still reads both."""
+    legacy = history.repo / "logs" / "reflog.jsonl"
+    legacy.write_bytes(b'{"time": "2026-01-01T00:00:00+00:00", "ref": "lat')
     history.commit(write_model_dir(tmp_path / "n", 4, keep_shards=1), "after a torn line")
     history.check(rng, sample=None)
-    lines = reflog.read_bytes()[len(before) :].splitlines()
-    assert lines[0].endswith(b'"lat'), lines[0]  # the torn line, sealed by a newline
-    assert len(lines) == 3  # then versions/v003 and latest, intact
+    assert legacy.read_bytes().endswith(b'"lat')  # never written again
+    moves = RefStore(LocalBackend(history.repo)).reflog()
+    assert [m.ref for m in moves[-2:]] == ["versions/v003", "latest"]
     ok(run_vault(history.repo, "gc", "--grace", "1h"))  # gc reads the reflog
     history.check(rng, sample=1)
 

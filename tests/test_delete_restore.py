@@ -273,7 +273,9 @@ def test_restore_bad_input(tmp_path: Path, repo: Repository, models: list[Path],
 
 
 @pytest.mark.parametrize(
-    "point", ["before-rename", "after-rename", "refs-published", "reflog-appended"]
+    # The first file a delete writes is its lease, the second refs.json.
+    "point",
+    ["before-rename:2", "after-rename:2", "refs-published", "reflog-appended"],
 )
 def test_delete_killed_leaves_the_version_named_or_pinned(
     tmp_path: Path, repo: Repository, models: list[Path], point: str
@@ -287,7 +289,7 @@ def test_delete_killed_leaves_the_version_named_or_pinned(
     named = refs.get("versions/v002") == v2
     pinned = any(k.startswith("pins/") and v == v2 for k, v in refs.items())
     assert named != pinned  # one transaction: before, or after, never between
-    assert pinned == (point != "before-rename")  # refs.json is replaced by one rename
+    assert pinned == (point != "before-rename:2")  # refs.json is replaced by one rename
     assert_verify_ok(repo.root)
     ok(run_vault(repo.root, "checkout", v2, str(tmp_path / "out")))
     assert tree_bytes(tmp_path / "out") == tree_bytes(models[1])

@@ -11,7 +11,7 @@ import pytest
 
 from vault import fsutil
 from vault.errors import DiskFull
-from vault.fsutil import TMP_PREFIX, AtomicFile, append_durably, atomic_write, temp_name
+from vault.fsutil import TMP_PREFIX, AtomicFile, atomic_write, temp_name
 
 
 def _debris(folder: Path) -> list[str]:
@@ -146,18 +146,3 @@ def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_missing_directory_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         atomic_write(tmp_path / "no" / "such" / "dir" / "f", b"x")
-
-
-def test_append_durably_creates_and_appends(tmp_path: Path) -> None:
-    log = tmp_path / "log.jsonl"
-    append_durably(log, b'{"a":1}\n')
-    append_durably(log, b'{"a":2}\n')
-    assert log.read_bytes() == b'{"a":1}\n{"a":2}\n'
-
-
-def test_append_durably_seals_a_torn_last_line(tmp_path: Path) -> None:
-    log = tmp_path / "log.jsonl"
-    log.write_bytes(b'{"a":1}\n{"a":')  # a crash tore the last record
-    append_durably(log, b'{"a":3}\n')
-    lines = log.read_bytes().split(b"\n")
-    assert lines == [b'{"a":1}', b'{"a":', b'{"a":3}', b""]

@@ -17,6 +17,7 @@ from tests.conftest import make_safetensors, tree_bytes
 from vault import Repository, codec
 from vault.errors import CorruptObject
 from vault.ids import hash_bytes
+from vault.repo import FORMAT
 from vault.store import object_key
 
 
@@ -209,7 +210,7 @@ def test_format_1_repository_is_upgraded_on_first_write(tmp_path: Path) -> None:
     assert old.log() == []  # reading changes nothing
     assert json.loads(config.read_text())["format"] == 1
     old.commit(checkpoint(tmp_path / "a", 1), "a")
-    assert json.loads(config.read_text())["format"] == 2
+    assert json.loads(config.read_text())["format"] == FORMAT
     assert Repository.open(repo.root).log()[0].version == "v001"
 
 
@@ -225,7 +226,7 @@ def test_reach_counts_delta_bases_that_only_deltas_need(repo: Repository, tmp_pa
 
 
 def test_writer_keeps_delta_chains_short(repo: Repository, tmp_path: Path) -> None:
-    from vault.store import DELTA_DEPTH
+    from vault.ops.deltas import DELTA_DEPTH
 
     for step in range(1, 6):
         repo.commit(checkpoint(tmp_path / f"c{step}", step), f"step {step}")

@@ -145,4 +145,3 @@ def test_relative_and_absolute_paths_share_the_cache(
     monkeypatch.chdir(tmp_path)
     repo.commit("model", "relative")
     assert repo.commit(model, "absolute").unchanged_files == n_files(model)
-

@@ -8,11 +8,17 @@ those of the heavier verbs are imported on first use, so ``import vault`` stays 
 from typing import Any
 
 from .errors import VaultError
-from .ops.pins import CleanupPlan, DeleteResult, PinInfo
-from .repo import CommitResult, FileInfo, GcResult, Repository, Stats, TagInfo, VersionInfo
+from .ops.delete import DeleteResult
+from .ops.gc import GcResult
+from .ops.history import FileInfo, VersionInfo
+from .ops.pins import CleanupPlan, PinInfo
+from .ops.stats import Stats
+from .ops.tags import TagInfo
+from .repo import Repository
 
 _LAZY = {
     "CheckoutResult": "vault.ops.checkout",
+    "CommitResult": "vault.ops.commit",
     "ConsolidateResult": "vault.ops.consolidate",
     "Damage": "vault.ops.verify",
     "DiffResult": "vault.ops.diff",

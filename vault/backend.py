@@ -1,22 +1,38 @@
 """Backends: where named files live. A backend knows keys and bytes, nothing of vault's domain.
 
-Keys are relative, ``/``-separated names such as ``objects/ab/cdef...``. Files are written once
-and published atomically; the only mutation of an existing file is :meth:`Backend.freshen`, which
-bumps its modification time so that garbage collection counts it as young.
+Keys are relative, ``/``-separated names such as ``objects/ab/cdef...`` or ``refs.json``. Every
+file of a repository goes through a backend: objects, the refs document, the reflog, the config
+and the lock leases. A backend offers
+
+* plain writes, published atomically (a reader sees the old file or the new one, never a part);
+* **conditional writes**, the only primitive refs need on a store without locks:
+  :meth:`Backend.put_if_absent` (S3's ``If-None-Match: *``) and :meth:`Backend.put_if_match`,
+  which replaces a file only while it still has the version tag (ETag) the caller read;
+* listing, stat, delete, and a local scratch directory for work that needs real files.
+
+Two implementations live here and in :mod:`vault.backend_memory`: :class:`LocalBackend` (a
+directory) and :class:`~vault.backend_memory.MemoryBackend` (a dict, for tests). Both pass the
+same contract suite (``tests/backend_contract.py``).
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
+import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .errors import PreconditionFailed
 from .faults import crashpoint
-from .fsutil import TMP_PREFIX, AtomicFile, fsync_dir, reraise_disk_full, temp_name
+from .fsutil import TMP_PREFIX, AtomicFile, fsync_dir, process_alive, reraise_disk_full, temp_name
+from .ids import hash_bytes
+from .lock import file_lock
 
 _FADV_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
 
@@ -29,21 +45,57 @@ class FileStat:
     mtime: float
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend is, as data rather than as type checks.
+
+    Attributes:
+        name: a short name for messages (``local``, ``memory``, ``s3``).
+        local_root: the directory holding the repository when it is on this machine's file
+            system (the stat cache lives there), else ``None``.
+    """
+
+    name: str
+    local_root: Path | None = None
+
+
 class Backend(Protocol):
     """The storage interface every backend implements."""
 
+    capabilities: Capabilities
+
     def put(self, key: str, data: bytes | bytearray | memoryview, *, defer: bool = False) -> None:
-        """Publish ``data`` under ``key`` atomically; with ``defer``, only at the next
-        :meth:`sync` (durable once :meth:`sync` returns in both cases)."""
+        """Publish ``data`` under ``key`` atomically, replacing what was there; with ``defer``,
+        only at the next :meth:`sync` (durable once :meth:`sync` returns in both cases)."""
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        """Publish ``data`` under ``key`` only if no file has that key; return its version tag.
+
+        Raises:
+            PreconditionFailed: ``key`` exists.
+        """
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        """Replace the file under ``key`` only if its version tag is still ``etag``; return the
+        new tag.
+
+        Raises:
+            PreconditionFailed: ``key`` is absent or was replaced since ``etag`` was read.
+        """
+
+    def ensure_durable(self, key: str) -> bool:
+        """Make sure the existing file ``key`` is durable once :meth:`sync` returns (a writer
+        that reuses a file another writer published, perhaps not yet durably, relies on it);
+        return ``False`` when ``key`` does not exist."""
 
     def get(self, key: str) -> bytes:
         """Return the bytes under ``key``; raise ``FileNotFoundError`` when absent."""
 
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """Return the bytes under ``key`` with their version tag, for :meth:`put_if_match`."""
+
     def get_head(self, key: str, n: int) -> bytes:
         """Return at most the first ``n`` bytes under ``key``; ``FileNotFoundError`` when absent."""
-
-    def freshen(self, key: str) -> bool:
-        """Mark ``key`` as recently written; return ``False`` when it does not exist."""
 
     def stat(self, key: str) -> FileStat | None:
         """Return size and mtime of ``key``, or ``None`` when absent."""
@@ -56,6 +108,28 @@ class Backend(Protocol):
 
     def sync(self) -> None:
         """Make every earlier :meth:`put` durable (directory entries included)."""
+
+    def discard(self) -> None:
+        """Forget every deferred put not yet synced."""
+
+    def temp_files(self) -> builtins.list[tuple[str, int]]:
+        """Debris of interrupted writes: ``(name, size)`` pairs for :meth:`remove_temp`."""
+
+    def remove_temp(self, name: str) -> None:
+        """Remove one item :meth:`temp_files` listed."""
+
+    def scratch_dir(self) -> Path:
+        """A directory on the local file system for temporary work (a consolidation's merge);
+        what is left there after a crash is listed by :meth:`temp_files`."""
+
+    def now(self) -> float:
+        """The current time on the clock :meth:`stat` times come from (epoch seconds): a
+        grace period is measured on the store's clock, not on a client's that may be off."""
+
+
+def etag_of(data: bytes | bytearray | memoryview) -> str:
+    """The version tag local backends give content: its BLAKE3 hash, so equal bytes match."""
+    return hash_bytes(data)
 
 
 class LocalBackend:
@@ -73,8 +147,18 @@ class LocalBackend:
     FLUSH_BYTES = 1 << 30
     """Pending bytes that trigger an early :meth:`sync`, so a huge commit does not pile up."""
 
+    BESIDE = ("locks/",)
+    """Keys whose temporary files go beside them, not in ``tmp/`` (see :meth:`_put_now`)."""
+    STALE_TEMP = 3600.0
+    """Age after which a temporary file beside a lock is debris of a dead writer."""
+
+    CAS_LOCK = "locks/refs.lock"
+    """The lock file that serialises conditional writes on this machine (the name format 2
+    used for its refs lock, so a format-2 writer and this one exclude each other)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.capabilities = Capabilities("local", root)
         self._root_prefix = os.path.join(root, "")
         self.tmp_dir = root / "tmp"
         self._dirty: set[Path] = set()
@@ -139,11 +223,27 @@ class LocalBackend:
                 with self._lock:
                     self._dirty.add(parent.parent)
             self._known_dirs.add(parent)
-        with AtomicFile(path, tmp_dir=self.tmp_dir, mode=0o444, sync_dir=False) as f:
+        # A lock file is written before its writer holds any lock, so a gc may be sweeping
+        # tmp/ meanwhile: its temporary file goes beside it instead.
+        tmp_dir = None if key.startswith(self.BESIDE) else self.tmp_dir
+        with AtomicFile(path, tmp_dir=tmp_dir, mode=0o444, sync_dir=False) as f:
             f.write(data)
         crashpoint("object-written")
         with self._lock:
             self._dirty.add(parent)
+
+    def ensure_durable(self, key: str) -> bool:
+        """Have :meth:`sync` fsync the directory holding ``key``: the writer that renamed it
+        there may not have synced that directory yet."""
+        with self._lock:
+            if key in self._pending:
+                return True
+        path = self._path(key)
+        if not os.path.lexists(path):
+            return False
+        with self._lock:
+            self._dirty.add(path.parent)
+        return True
 
     def get(self, key: str) -> bytes:
         """Read the whole file under ``key``."""
@@ -163,19 +263,51 @@ class LocalBackend:
         with open(self._readable(key), "rb") as f:
             return f.read(n)
 
-    def freshen(self, key: str) -> bool:
-        """Bump the modification time of ``key`` to now."""
-        with self._lock:
-            if key in self._pending:
-                return True
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """The bytes under ``key`` and their version tag (the hash of the bytes)."""
+        data = self.get(key)
+        return data, etag_of(data)
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        """Publish ``data`` under ``key`` unless it exists: temporary file, fsync, then a hard
+        link onto the key, which fails atomically when the key exists."""
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.tmp_dir / temp_name(final).name
+        with AtomicFile(tmp, tmp_dir=self.tmp_dir, mode=0o644, sync_dir=False) as f:
+            f.write(data)
         try:
-            os.utime(self._root_prefix + key)
-        except FileNotFoundError:
-            return False
-        except PermissionError:
-            # A read-only file we do not own; its existence is what matters.
-            return self._path(key).exists()
-        return True
+            os.link(tmp, final)
+        except FileExistsError:
+            raise PreconditionFailed(key, "it exists") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        fsync_dir(final.parent)
+        return etag_of(data)
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        """Replace the file under ``key`` if its content still has the tag ``etag``.
+
+        On this machine the compare and the rename happen under an ``flock`` on
+        :data:`CAS_LOCK`, the local equivalent of an object store's ``If-Match``.
+        """
+        final = self._path(key)
+        with self._cas_lock():
+            try:
+                current = final.read_bytes()
+            except FileNotFoundError:
+                raise PreconditionFailed(key, "it does not exist") from None
+            if etag_of(current) != etag:
+                raise PreconditionFailed(key, "it changed since it was read")
+            with AtomicFile(final, tmp_dir=self.tmp_dir, mode=0o644) as f:
+                f.write(data)
+        return etag_of(data)
+
+    def _cas_lock(self) -> contextlib.AbstractContextManager[None]:
+        path = self._path(self.CAS_LOCK)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return file_lock(path)  # held for a read and a rename: never long
 
     def stat(self, key: str) -> FileStat | None:
         """Return the size and mtime of ``key``."""
@@ -268,24 +400,64 @@ class LocalBackend:
             self._dirty.add(parent)
             crashpoint("object-written")
 
-    def temp_files(self) -> Iterator[tuple[Path, FileStat]]:
-        """Yield temporary files left by interrupted writers: everything in ``tmp/``, and the
-        ``.vault-tmp-*`` files of ``refs.json`` and ``config.json`` in the root."""
-        try:
-            entries = list(os.scandir(self.tmp_dir))
-        except FileNotFoundError:
-            entries = []
-        entries += [
+    def temp_files(self) -> builtins.list[tuple[str, int]]:
+        """Debris of interrupted writers: everything in ``tmp/`` (files, and the work folders
+        of killed consolidations), and the ``.vault-tmp-*`` files of ``refs.json`` and
+        ``config.json`` in the root. Names are relative to the root."""
+        found: list[os.DirEntry[str]] = []
+        with contextlib.suppress(FileNotFoundError):
+            found += os.scandir(self.tmp_dir)
+        found += [
             e
             for e in os.scandir(self.root)
             if e.name.startswith(TMP_PREFIX) and e.is_file(follow_symlinks=False)
         ]
-        for entry in entries:
+        old = time.time() - self.STALE_TEMP
+        for folder in self.BESIDE:
+            with contextlib.suppress(FileNotFoundError):
+                found += [
+                    e
+                    for e in os.scandir(self._path(folder))
+                    if e.name.startswith(TMP_PREFIX)
+                    and (not _writer_alive(e.name) or e.stat().st_mtime < old)
+                ]
+        out = []
+        for entry in found:
             try:
-                st = entry.stat(follow_symlinks=False)
+                size = entry.stat(follow_symlinks=False).st_size
             except FileNotFoundError:
                 continue
-            yield Path(entry.path), FileStat(st.st_size, st.st_mtime)
+            out.append((os.path.relpath(entry.path, self.root).replace(os.sep, "/"), size))
+        return out
+
+    def remove_temp(self, name: str) -> None:
+        """Remove one item of :meth:`temp_files` (a folder with what it holds)."""
+        path = self._path(name)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def now(self) -> float:
+        """This machine's clock, which stamps the files."""
+        return time.time()
+
+    def scratch_dir(self) -> Path:
+        """``tmp/`` in the repository: on the same file system, so results can be renamed."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return self.tmp_dir
+
+
+def _writer_alive(temp: str) -> bool:
+    """Whether the process that named the temporary file ``temp`` (``fsutil.temp_name``:
+    ``.vault-tmp-NAME.PID.RAND``) still runs on this machine; an unreadable name counts as
+    alive, so only age removes it."""
+    try:
+        pid = int(temp.rsplit(".", 2)[-2])
+    except (IndexError, ValueError):
+        return True
+    return process_alive(pid)
 
 
 def _fsync_file(path: Path) -> None:

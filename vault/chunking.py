@@ -13,13 +13,14 @@ caller, which streams the spans without holding the file in memory.
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from .errors import NotSafetensors
+from .safetensors_format import PREFIX, Header, header_length, parse_header, plane_width
 
 PIECE_SIZE = 4 << 20
 """Largest chunk cut from a single tensor."""
@@ -29,17 +30,7 @@ CDC_AVG = 768 << 10  # FastCDC's effective average is avg + min, about 1 MiB
 CDC_MAX = 4 << 20
 CDC_READ = 16 << 20
 
-MAX_HEADER = 100 << 20
-"""Largest safetensors header we accept before treating the file as opaque bytes."""
-
 Span = tuple[int, int]
-
-DTYPE_WIDTHS = {
-    "BF16": 2, "F16": 2, "I16": 2, "U16": 2,
-    "F32": 4, "I32": 4, "U32": 4,
-    "F64": 8, "I64": 8, "U64": 8,
-}  # fmt: skip
-"""Element widths of the safetensors dtypes that byte planes can split (others are stored whole)."""
 
 
 @dataclass(frozen=True)
@@ -57,50 +48,26 @@ class PieceInfo:
     width: int
 
 
-def safetensors_layout(
-    header_len: int, header: dict, file_size: int
-) -> list[tuple[Span, PieceInfo | None]] | None:
-    """Spans for a safetensors file, each with the tensor piece it holds (``None`` for the header
-    and padding); ``None`` when the header does not describe the file exactly."""
-    start = 8 + header_len
-    ranges = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            lo, hi = (int(x) for x in info["data_offsets"])
-            dtype = str(info.get("dtype", ""))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None
-        if not 0 <= lo <= hi:
-            return None
-        ranges.append((start + lo, start + hi, name, DTYPE_WIDTHS.get(dtype, 0)))
-    ranges.sort()
-    out: list[tuple[Span, PieceInfo | None]] = [((0, start), None)]
-    pos = start
-    for lo, hi, name, width in ranges:
-        if lo < pos or hi > file_size:
-            return None  # overlapping or out-of-bounds tensors: not a layout we trust
-        if lo > pos:
-            out.append(((pos, lo - pos), None))  # padding or unlisted bytes
-        for i, span in enumerate(_fixed(lo, hi)):
-            out.append((span, PieceInfo(name, i, width)))
-        pos = hi
-    if pos < file_size:
-        out.extend((span, None) for span in _fixed(pos, file_size))
+def safetensors_layout(header: Header) -> list[tuple[Span, PieceInfo | None]]:
+    """Spans that tile the file ``header`` describes, each with the tensor piece it holds
+    (``None`` for the header itself and for bytes no tensor covers)."""
+    out: list[tuple[Span, PieceInfo | None]] = [((0, header.data_start), None)]
+    pos = header.data_start
+    for t in header.tensors.values():  # in file order, not overlapping (checked by the parser)
+        if t.start > pos:
+            out.append(((pos, t.start - pos), None))  # padding or unlisted bytes
+        width = plane_width(t.dtype)
+        for i, span in enumerate(_fixed(t.start, t.end)):
+            out.append((span, PieceInfo(t.name, i, width)))
+        pos = max(pos, t.end)
+    if pos < header.file_size:
+        out.extend((span, None) for span in _fixed(pos, header.file_size))
     return out
 
 
-def safetensors_spans(header_len: int, header: dict, file_size: int) -> list[Span] | None:
-    """Spans for a safetensors file, or ``None`` when its header does not describe it exactly.
-
-    Args:
-        header_len: the length prefix (bytes of JSON after the first 8 bytes).
-        header: the parsed JSON header.
-        file_size: the file's length.
-    """
-    layout = safetensors_layout(header_len, header, file_size)
-    return None if layout is None else [span for span, _ in layout]
+def safetensors_spans(header: Header) -> list[Span]:
+    """The spans of :func:`safetensors_layout` alone."""
+    return [span for span, _ in safetensors_layout(header)]
 
 
 def _fixed(lo: int, hi: int) -> Iterator[Span]:
@@ -110,22 +77,15 @@ def _fixed(lo: int, hi: int) -> Iterator[Span]:
         lo += n
 
 
-def read_safetensors_header(f: BinaryIO, file_size: int) -> tuple[int, dict] | None:
-    """Read the header of an open safetensors file; ``None`` when it is not a valid one."""
-    if file_size < 8:
-        return None
-    f.seek(0)
-    prefix = f.read(8)
-    (n,) = struct.unpack("<Q", prefix)
-    if n > MAX_HEADER or 8 + n > file_size:
-        return None
+def read_safetensors_header(f: BinaryIO, file_size: int, where: str = "") -> Header | None:
+    """Read the header of an open safetensors file; ``None`` when it does not describe the file
+    exactly (the file is then cut by content)."""
     try:
-        header = json.loads(f.read(n))
-    except (UnicodeDecodeError, ValueError, RecursionError):  # too deeply nested: not a header
+        f.seek(0)
+        n = header_length(f.read(PREFIX), file_size, where)
+        return parse_header(f.read(n), file_size, where)
+    except NotSafetensors:
         return None
-    if not isinstance(header, dict):
-        return None
-    return n, header
 
 
 def is_safetensors_name(path: str | Path) -> bool:
@@ -164,8 +124,8 @@ class Chunker:
         if size == 0 or not is_safetensors_name(path):
             return None
         with open(path, "rb", buffering=0) as f:
-            parsed = read_safetensors_header(f, size)  # type: ignore[arg-type]
-        return None if parsed is None else safetensors_layout(parsed[0], parsed[1], size)
+            header = read_safetensors_header(f, size, str(path))  # type: ignore[arg-type]
+        return None if header is None else safetensors_layout(header)
 
     def described_pieces(self, path: Path, size: int) -> Iterator[tuple[bytes, PieceInfo | None]]:
         """Like :meth:`pieces`, with what each chunk of a safetensors file holds."""
@@ -174,9 +134,9 @@ class Chunker:
                 return
             layout = None
             if is_safetensors_name(path):
-                parsed = read_safetensors_header(f, size)  # type: ignore[arg-type]
-                if parsed is not None:
-                    layout = safetensors_layout(parsed[0], parsed[1], size)
+                header = read_safetensors_header(f, size, str(path))  # type: ignore[arg-type]
+                if header is not None:
+                    layout = safetensors_layout(header)
             if layout is not None:
                 infos = [info for _, info in layout]
                 spans = [span for span, _ in layout]

@@ -156,6 +156,28 @@ class RefConflict(VaultError):
         self.actual = actual
 
 
+class PreconditionFailed(VaultError):
+    """A conditional write found the file other than the caller expected (created, replaced or
+    removed by someone else); the backend changed nothing."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"{key} was not written: {why}")
+        self.key = key
+        self.why = why
+
+
+class LockLost(VaultError):
+    """A writer's lease on the repository expired before it finished; it published nothing."""
+
+    def __init__(self, lock: str, age: float) -> None:
+        super().__init__(
+            f"the repository lock {lock} was not renewed for {age:.0f}s, so a garbage collection"
+            " may have run: nothing was published, try again"
+        )
+        self.lock = lock
+        self.age = age
+
+
 class TagError(VaultError):
     """A tag name is invalid, exists already, or does not exist."""
 
@@ -260,3 +282,16 @@ class MissingExtra(VaultError):
         )
         self.what = what
         self.packages = packages
+
+
+class RemoteUnavailable(VaultError):
+    """A remote store could not serve a request: it stayed unreachable (or kept failing) until
+    the deadline, or it refused the request for good (no credentials, access denied, no such
+    bucket). Nothing is half-published: objects appear whole or not at all."""
+
+    def __init__(self, where: str, why: str, seconds: float | None = None) -> None:
+        tail = f" (gave up after {seconds:.0f}s; VAULT_S3_TIMEOUT sets how long)" if seconds else ""
+        super().__init__(f"{where} is unavailable: {' '.join(why.split())}{tail}")
+        self.where = where
+        self.why = why
+        self.seconds = seconds

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -159,33 +160,29 @@ def atomic_write(
                 f.write(piece)
 
 
-def append_durably(path: Path, line: bytes) -> None:
-    """Append one record to an append-only log and fsync it and its directory.
-
-    A crash may leave a torn last line; readers of such logs skip lines they cannot parse.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError as exc:
-        reraise_disk_full(exc, path)
-        raise
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            line = b"\n" + line  # seal a line torn by an earlier crash
-        os.write(fd, line)
-        os.fsync(fd)
-    except OSError as exc:
-        reraise_disk_full(exc, path)
-        raise
-    finally:
-        os.close(fd)
-    # The log may be new, or created by a writer killed before it synced the directory: its
-    # entry must be durable too, or a power cut loses every line. An unchanged directory costs
-    # next to nothing to sync.
-    fsync_dir(path.parent)
-
-
 def _unlink_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_entry(folder: Path, name: str) -> None:
+    """Remove ``folder/name`` (a file, a link never followed, or a whole folder); a name that
+    is not a plain entry of ``folder`` is ignored."""
+    if "/" in name or name in ("", ".", ".."):
+        return
+    path = folder / name
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -1,7 +1,8 @@
-"""Inter-process locks on lock files, with a timeout instead of an indefinite wait.
+"""``flock`` on a lock file with a timeout: how the directory backend makes its conditional
+writes atomic on one machine (repository locks are leases on the backend: :mod:`vault.leases`),
+and the lock timeout both use.
 
-Locks are ``flock`` locks: the kernel drops them when the holder dies, so a ``kill -9`` never
-leaves a repository locked.
+The kernel drops an ``flock`` when its holder dies, so a ``kill -9`` never leaves it held.
 """
 
 from __future__ import annotations

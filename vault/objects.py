@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import BadValue
 from .ids import Oid, check_oid
 
 KIND_FILE = "file"
@@ -18,18 +19,37 @@ KIND_LINK = "link"
 
 
 def canonical_json(value: Any) -> bytes:
-    """Serialise ``value`` the one way vault hashes it."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Serialise ``value`` the one way vault hashes it.
+
+    Raises:
+        BadValue: ``value`` holds NaN or an infinity, which JSON cannot express (Python's
+            ``json`` would write the non-standard ``NaN``, which other readers refuse).
+    """
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError:
+        raise BadValue(
+            "value", "NaN or Infinity", "JSON has no such number (store it as a string)"
+        ) from None
+    return text.encode()
 
 
 class ManifestError(ValueError):
     """Bytes that do not decode to the expected manifest type."""
 
 
+def _null_constant(name: str) -> None:
+    """``NaN`` and the infinities, which releases before format 3 could write into metadata
+    (Python's ``json`` does), read as ``null``: JSON has no such numbers."""
+    return None
+
+
 def _load(data: bytes | bytearray, expected_type: str) -> dict[str, Any]:
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        doc = json.loads(data, parse_constant=_null_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ManifestError(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("type") != expected_type:
         raise ManifestError(f"not a {expected_type} manifest")
@@ -116,7 +136,7 @@ class TreeEntry:
                 path,
                 KIND_FILE,
                 size=int(doc["size"]),
-                mode=int(doc["mode"]) & 0o7777,
+                mode=int(doc["mode"]) & 0o777,
                 file=check_oid(doc["file"]),
             )
         raise ManifestError(f"unknown entry kind {kind!r}")

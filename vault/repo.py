@@ -1,194 +1,95 @@
-"""The repository: one object store and one ref store in a directory, and the verbs over them.
+"""The repository facade: opens a repository's collaborators and calls one verb per method.
 
 This is the Python API the command line is built on; every method returns plain dataclasses
-carrying the same data ``--json`` prints.
+carrying the same data ``--json`` prints. The verbs themselves live in :mod:`vault.ops`, each a
+function over the collaborators (:class:`vault.ops.parts.Parts`): object store, refs, leases.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backend import LocalBackend
+from .backend import Backend, LocalBackend
+from .config import (
+    CONFIG,
+    FORMAT,
+    READABLE_FORMATS,
+    Config,
+    workdir_for_config,
+    workdir_from_config,
+)
 from .errors import (
     BadValue,
-    BrokenParent,
     CorruptObject,
-    FilesCollected,
     NotADirectory,
-    NotConfirmed,
-    ObjectMissing,
-    PinError,
     RepoExists,
     RepoNotFound,
-    TagError,
     UnknownRevision,
     UnsupportedFormat,
-    VaultError,
 )
-from .faults import crashpoint
-from .fsutil import atomic_write, make_dirs
+from .fsutil import make_dirs
 from .ids import Oid
-from .lock import file_lock
-from .objects import KIND_FILE, Tree, Version
+from .leases import Leases
+from .objects import Version
+from .ops import delete as delete_op
 from .ops import gc as gc_op
+from .ops import history
 from .ops import pins as pins_op
-from .ops.pins import CleanupPlan, DeleteResult, PinInfo
-from .ops.walk import reach
-from .progress import NullProgress, Progress
-from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, RefStore, Transaction, now_iso
-from .revisions import check_tag_name, resolve
+from .ops import stats as stats_op
+from .ops import tags as tags_op
+from .ops.delete import DeleteResult
+from .ops.gc import GcResult
+from .ops.history import FileInfo, VersionInfo
+from .ops.parts import Parts
+from .ops.pins import EMERGENCY, CleanupPlan, PinInfo
+from .ops.stats import Stats
+from .ops.tags import TagInfo
+from .progress import Progress
+from .refs import RefStore, Transaction
 from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
+    from .ops.commit import CommitResult, Paths
     from .ops.consolidate import ConsolidateResult
     from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
     from .ops.verify import VerifyReport
 
 # The verbs that need thread pools and chunkers are imported where they are used, so that a
-# short command such as 'vault log' starts quickly.
+# short command such as 'vault log' starts quickly; so are their result classes.
+_LAZY = {"CommitResult": "commit", "COMMIT_RETRIES": "commit", "STAT_CACHE": "commit"}
 
-FORMAT = 2
-"""The repository format this release writes (see ``docs/format.md``)."""
-
-READABLE_FORMATS = (1, 2)
-"""Formats this release opens. Format 1 lacks byte-plane and delta chunks (codec 2), pins and
-version metadata; the first write to a format-1 repository records format 2, since a format-1
-reader could not read what is then written."""
+__all__ = [
+    "CONFIG",
+    "FORMAT",
+    "READABLE_FORMATS",
+    "REPO_DIRNAME",
+    "CleanupPlan",
+    "CommitResult",
+    "DeleteResult",
+    "FileInfo",
+    "GcResult",
+    "PinInfo",
+    "Repository",
+    "Stats",
+    "TagInfo",
+    "VersionInfo",
+]
 
 REPO_DIRNAME = ".vault"
-STAT_CACHE = "cache/stat.json"
-CONFIG = "config.json"
 
 
-@dataclass
-class CommitResult:
-    """A new version and what it cost.
+def __getattr__(name: str) -> Any:
+    """The names of :mod:`vault.ops.commit` this module used to define, imported on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-    Attributes:
-        version: its name (``v001``); ``None`` for an unnamed version (a backup).
-        id: its id.
-        tree: its tree id.
-        files: number of entries.
-        bytes: logical bytes.
-        new_bytes: logical bytes of chunks not stored before.
-        stored_bytes: bytes written to the store after compression.
-        parents: parent version ids.
-        tags: tags set by the commit.
-        unchanged_files: files not read because their size, mtime, ctime and inode matched the
-            stat cache (0 with ``rehash``).
-    """
-
-    version: str | None
-    id: str
-    tree: str
-    files: int
-    bytes: int
-    new_bytes: int
-    stored_bytes: int
-    parents: list[str]
-    tags: list[str]
-    unchanged_files: int = 0
-
-
-@dataclass
-class FileInfo:
-    """One entry of a version's file list."""
-
-    path: str
-    size: int
-    id: str | None
-    kind: str = KIND_FILE
-    mode: int | None = None
-    target: str | None = None
-
-
-@dataclass
-class VersionInfo:
-    """A version as ``log`` and ``show`` describe it.
-
-    The training metadata (``steps`` to ``snapshots``) is ``None`` (``[]`` for ``data``) when
-    the version does not record it; ``description`` repeats ``message``. ``curve`` (the learning
-    curve: the Trainer's ``log_history`` entries) is read by ``show`` only.
-    """
-
-    version: str | None
-    id: str
-    message: str
-    created: str
-    tags: list[str]
-    meta: dict[str, Any]
-    parents: list[str]
-    bytes: int
-    file_count: int
-    tree: str
-    files: list[FileInfo] | None = None
-    description: str = ""
-    steps: int | None = None
-    loss: float | None = None
-    eval_loss: float | None = None
-    base_model: str | None = None
-    base_model_id: str | None = None
-    data: list[dict[str, Any]] = field(default_factory=list)
-    snapshots: int | None = None
-    pins: list[str] = field(default_factory=list)
-    curve: list[dict[str, Any]] | None = None
-
-    def __post_init__(self) -> None:
-        self.description = self.description or self.message
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON object ``--json`` prints (``files`` and ``curve`` only when read)."""
-        d = asdict(self)
-        if self.files is None:
-            del d["files"]
-        if self.curve is None:
-            del d["curve"]
-        return d
-
-
-@dataclass
-class GcResult:
-    """What gc removed (or would remove with ``dry_run``)."""
-
-    objects: int
-    bytes: int
-    dry_run: bool
-    grace_seconds: float
-    reachable: int
-    kept_young: int
-    temp_files: int
-
-
-@dataclass
-class Stats:
-    """Sizes of the repository."""
-
-    versions: int
-    logical_bytes: int
-    unique_bytes: int
-    stored_bytes: int
-    chunks: int
-    objects: int
-    dedup_ratio: float
-    compression_ratio: float
-
-
-@dataclass
-class TagInfo:
-    """A tag and the version it names."""
-
-    name: str
-    id: str
-    version: str | None
+    return getattr(importlib.import_module(f"vault.ops.{_LAZY[name]}"), name)
 
 
 class Repository:
@@ -197,29 +98,39 @@ class Repository:
     Use :meth:`init` to create one, :meth:`open` or :meth:`find` to open one.
 
     Args:
-        root: the repository directory (the ``.vault`` folder itself).
-        lock_timeout: seconds to wait for another writer before :class:`LockTimeout`.
+        where: the repository directory (the ``.vault`` folder itself), or a backend.
+        lock_timeout: seconds to wait for a lease (a writer waits for gc, gc for writers)
+            before :class:`LockTimeout`.
     """
 
-    def __init__(self, root: Path, *, lock_timeout: float | None = None) -> None:
-        self.root = Path(root)
-        self.backend = LocalBackend(self.root)
+    def __init__(
+        self, where: str | os.PathLike[str] | Backend, *, lock_timeout: float | None = None
+    ) -> None:
+        if isinstance(where, (str, os.PathLike)):
+            self.backend: Backend = LocalBackend(Path(where))
+        else:
+            self.backend = where
+        local = self.backend.capabilities.local_root
+        self.root = Path(local) if local is not None else None
         self.store = ObjectStore(self.backend)
-        self.refs = RefStore(self.root, lock_timeout=lock_timeout)
+        self.refs = RefStore(self.backend)
+        self.locks = Leases(self.backend, timeout=lock_timeout)
         self.lock_timeout = lock_timeout
-        self.format = FORMAT
+        self.config = Config(self.backend, self.describe())
+        self.parts = Parts(self.backend, self.store, self.refs, self.locks, self.config, self.root)
 
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
     def init(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Backend,
         *,
         workdir: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> Repository:
-        """Create a repository in the directory ``path`` (created if needed) and open it.
+        """Create a repository in the directory ``path`` (created if needed), or on a backend,
+        and open it.
 
         Args:
             workdir: the working directory ``restore`` writes into when given no destination
@@ -229,52 +140,36 @@ class Repository:
             RepoExists: ``path`` holds a repository already.
             NotADirectory: ``path`` exists and is not a directory.
         """
-        root = Path(path)
-        if (root / CONFIG).exists():
-            raise RepoExists(str(root))
-        if root.exists() and not root.is_dir():
-            raise NotADirectory(str(root))
-        make_dirs(root)  # a power cut after init must not lose the repository's folder
-        for sub in ("objects", "logs", "locks", "tmp"):
-            (root / sub).mkdir(exist_ok=True)  # durable with refs.json or config.json below
-        repo = cls(root, **kwargs)
-        if not repo.refs.path.exists():
-            repo.refs.initialise()
+        if isinstance(path, (str, os.PathLike)):
+            root = Path(path)
+            if (root / CONFIG).exists():
+                raise RepoExists(str(root))
+            if root.exists() and not root.is_dir():
+                raise NotADirectory(str(root))
+            make_dirs(root)  # a power cut after init must not lose the repository's folder
+            for sub in ("objects", "logs", "locks", "tmp"):
+                (root / sub).mkdir(exist_ok=True)  # durable with refs.json or config.json below
+        repo = cls(path, **kwargs)
+        if repo.config.exists():
+            raise RepoExists(repo.describe())
+        repo.refs.initialise()
         config: dict[str, Any] = {"format": FORMAT}
         if workdir is not None:
-            config["workdir"] = _workdir_for_config(root, Path(workdir))
-        # The config file is written last: its presence marks a complete repository.
-        atomic_write(root / CONFIG, json.dumps(config, indent=2).encode() + b"\n")
+            if repo.root is None:
+                raise BadValue("workdir", str(workdir), "only a local repository records one")
+            config["workdir"] = workdir_for_config(repo.root, Path(workdir))
+        repo.config.create(config)  # last: its presence marks a complete repository
         return repo
 
-    @property
-    def workdir(self) -> Path | None:
-        """The working directory recorded by ``init --workdir``, or ``None``."""
-        try:
-            config = json.loads((self.root / CONFIG).read_bytes())
-        except (OSError, ValueError):
-            return None
-        found = config.get("workdir") if isinstance(config, dict) else None
-        if not isinstance(found, str) or not found:
-            return None
-        return Path(os.path.abspath(self.root.parent / found))
-
     @classmethod
-    def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> Repository:
-        """Open the repository whose directory is ``path``."""
-        root = Path(path)
-        try:
-            config = json.loads((root / CONFIG).read_bytes())
-        except FileNotFoundError:
-            raise RepoNotFound(str(root)) from None
-        except (OSError, ValueError) as exc:
-            raise RepoNotFound(f"{root} ({exc})") from None
-        found = config.get("format") if isinstance(config, dict) else None
+    def open(cls, path: str | os.PathLike[str] | Backend, **kwargs: Any) -> Repository:
+        """Open the repository whose directory is ``path``, or that lives on a backend."""
+        repo = cls(path, **kwargs)
+        found = repo.config.read().get("format")
         if found not in READABLE_FORMATS:
-            raise UnsupportedFormat(str(root), found, FORMAT)
-        repo = cls(root, **kwargs)
-        repo.format = found
-        if not repo.refs.path.exists():
+            raise UnsupportedFormat(repo.describe(), found, FORMAT)
+        repo.config.format = found
+        if not repo.refs.exists():
             # init writes refs.json before config.json: a lost refs.json is damage, not an empty
             # repository (gc would otherwise remove every object).
             raise CorruptObject("refs.json", why="the file is missing")
@@ -292,79 +187,41 @@ class Repository:
                 return cls.open(folder / REPO_DIRNAME, **kwargs)
         raise RepoNotFound(f"{here} or any parent")
 
-    # -- locking -----------------------------------------------------------------------------
+    @property
+    def format(self) -> int:
+        """The repository's format: as opened, or :data:`FORMAT` once this release wrote."""
+        return self.config.format
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Held by every writer: excludes a concurrent gc, not other writers."""
-        with file_lock(self.root / "locks" / "gc.lock", shared=True, timeout=self.lock_timeout):
-            if self.format < FORMAT:
-                self._upgrade_format()
-            yield
+    def describe(self) -> str:
+        """Where the repository is, for messages: its directory, or its backend's name."""
+        return str(self.root) if self.root is not None else self.backend.capabilities.name
 
-    def _upgrade_format(self) -> None:
-        """Record the current format before writing anything an older release cannot read."""
-        path = self.root / CONFIG
-        config = json.loads(path.read_bytes())
-        if config.get("format", FORMAT) < FORMAT:
-            config["format"] = FORMAT
-            atomic_write(path, json.dumps(config, indent=2).encode() + b"\n")
-        self.format = FORMAT
+    def describe_abs(self) -> str:
+        """:meth:`describe` with the directory made absolute."""
+        return str(self.root.resolve()) if self.root is not None else self.describe()
 
-    # -- revisions ---------------------------------------------------------------------------
+    @property
+    def workdir(self) -> Path | None:
+        """The working directory recorded by ``init --workdir``, or ``None``."""
+        try:
+            found = self.config.read().get("workdir")
+        except RepoNotFound:
+            return None
+        return workdir_from_config(self.root, found) if self.root is not None else None
 
     def resolve(self, rev: str) -> Oid:
         """The id of the version ``rev`` names (``v007``, a tag, ``latest~2``, an id prefix)."""
-        return resolve(rev, self.refs.read(), self.store)
+        return self.parts.resolve(rev)
 
-    def _version_names(self, refs: RefsDoc) -> tuple[dict[Oid, str], dict[Oid, list[str]]]:
-        names: dict[Oid, str] = {}
-        tags: dict[Oid, list[str]] = {}
-        for key, oid in refs.refs.items():
-            if key.startswith(VERSIONS):
-                names[oid] = key[len(VERSIONS) :]
-            elif key.startswith(TAGS):
-                tags.setdefault(oid, []).append(key[len(TAGS) :])
-        return names, tags
+    def roots(self) -> set[Oid]:
+        """Every version a ref points at."""
+        return set(self.refs.read().refs.values())
 
-    @staticmethod
-    def _pin_names(refs: RefsDoc) -> dict[Oid, list[str]]:
-        """Pin names (refs ``pins/NAME``) by the version they keep."""
-        pins: dict[Oid, list[str]] = {}
-        for name, oid in refs.names_for("pins/").items():
-            pins.setdefault(oid, []).append(name)
-        return pins
+    def unknown(self, rev: str) -> UnknownRevision:
+        """An :class:`UnknownRevision` for ``rev`` (helper for callers)."""
+        return UnknownRevision(rev)
 
-    def _tree(self, oid: Oid, rev: str) -> Tree:
-        """The tree of the version ``oid`` (which ``rev`` names).
-
-        Raises:
-            FilesCollected: the version is deleted and gc removed its files (a missing tree of
-                a version some ref keeps is damage, and stays :class:`ObjectMissing`).
-        """
-        version = self.store.get_version(oid)
-        try:
-            return self.store.get_tree(version.tree)
-        except ObjectMissing:
-            if oid in self.refs.read().refs.values():
-                raise
-            raise FilesCollected(rev, version.name, oid) from None
-
-    def _check_files_kept(self, refs: RefsDoc, oid: Oid, rev: str) -> None:
-        """Refuse to give a ref to a version whose files gc has removed, which would make a
-        repository that ``verify`` reports as damaged. A version some ref keeps already is
-        complete (or its damage is ``verify``'s to report): no reads then."""
-        if oid in refs.refs.values():
-            return
-        try:
-            found = reach(self.store, {oid}, ancestors=False)
-            if all(self.store.has(c) for c in found.chunks):
-                return
-        except ObjectMissing:
-            pass
-        raise FilesCollected(rev, self.store.get_version(oid).name, oid)
-
-    # -- commit ------------------------------------------------------------------------------
+    # -- commit and reading ------------------------------------------------------------------
 
     def commit(
         self,
@@ -380,262 +237,38 @@ class Repository:
         move_latest: bool = True,
         parents: list[Oid] | None = None,
         on_publish: Callable[[Transaction, Oid, Version], None] | None = None,
-        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] = (),
+        data: Paths = (),
         store_data: bool = False,
         steps: int | None = None,
         loss: float | None = None,
         base_model: str | None = None,
         snapshots: str | os.PathLike[str] | None = None,
     ) -> CommitResult:
-        """Store the file or directory ``path`` as a new version on top of ``latest``.
-
-        When ``path`` is a Hugging Face Trainer checkpoint directory (it holds
-        ``trainer_state.json``), its step, last training and evaluation loss, learning curve and
-        (from ``adapter_config.json``) base model are recorded; explicit arguments win. Every
-        argument is checked before anything is stored.
-
-        Args:
-            message: what this version is (``description`` is the same, by the CLI's name
-                for it; give one of the two).
-            rehash: read every file even when the stat cache says it is unchanged.
-            name_version: give the version the next ``vNNN`` name (a backup has none).
-            move_latest: point ``latest`` at the new version.
-            parents: the parent versions; default ``[latest]`` when ``move_latest``, else none.
-            on_publish: called inside the refs transaction that publishes the version, with the
-                transaction, the version id and the version, so callers can set more refs (a
-                pin, ``base``) atomically with it.
-            data: training data files: path, size and BLAKE3 are recorded.
-            store_data: store the data files' bytes too (an attachment of the version).
-            steps: training steps.
-            loss: final training loss.
-            base_model: a base model's name, or a revision of this repository (its id is
-                recorded too when it resolves).
-            snapshots: a directory of learning-progress snapshots, stored with the version.
-
-        Raises:
-            PathNotFound: ``path``, a data file or the snapshots directory does not exist.
-            BadValue: a negative or non-integral step count, a loss that is not a finite number,
-                a data path that is not a file, a snapshots path that is not a directory.
-            BrokenParent: ``latest`` (or a given parent) is not a readable version; nothing a
-                ref names is written.
+        """Store the file or directory ``path`` as a new version on top of ``latest``, with
+        the training metadata of a Trainer checkpoint; every argument is checked before
+        anything is stored. The arguments are those of :func:`vault.ops.commit.commit`.
         """
-        if message is None:
-            message = description
-        elif description is not None and description != message:
-            raise BadValue("description", description, "differs from the message given too")
-        if message is None:
-            raise BadValue("description", "", "a version needs a description (message)")
-        tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
-        for t in tags:
-            check_tag_name(t)
-        existing = self.refs.read()
-        for t in tags:
-            if TAGS + t in existing.refs:
-                raise TagError(f"tag {t} already exists (move it with 'vault tag --force')")
-        progress = progress or NullProgress()
-        from .ops import commit as commit_op
-        from .ops.deltas import DeltaBases
-        from .statcache import StatCache
-
-        cache = StatCache.load(self.root / STAT_CACHE)
-
-        training = self._training(
-            path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
-        )
-        entries = commit_op.scan(Path(path), exclude=self._guarded(path))
-        extra = self._attachment_entries(training, data, store_data, snapshots)
-        with self._writing():
-            every = [*entries, *(e for group in extra.values() for e in group)]
-            progress.start("commit", sum(e.size for e in every if e.kind == KIND_FILE))
-            try:
-                start = existing.refs.get(LATEST)
-                bases = tuple(o for o in (existing.refs.get(BASE),) if o is not None)
-                deltas = DeltaBases(self.store, start, bases)
-                stored = commit_op.store_tree(
-                    self.store,
-                    entries,
-                    progress=progress,
-                    deltas=deltas,
-                    cache=cache,
-                    rehash=rehash,
-                )
-                attachments: dict[str, Oid] = {}
-                for role, group in extra.items():
-                    att = commit_op.store_tree(self.store, group, progress=progress)
-                    attachments[role] = att.tree
-                    stored.new_bytes += att.new_bytes
-                    stored.stored_bytes += att.stored_bytes
-                self.store.sync()
-            except BaseException:
-                self.store.discard()  # our temporary files; nothing was published
-                raise
-            finally:
-                progress.finish()
-            summary = message.splitlines()[0] if message else ""
-            with self.refs.transaction(f"commit: {summary}") as txn:
-                for t in tags:
-                    if txn.get(TAGS + t) is not None:
-                        raise TagError(f"tag {t} already exists")
-                parent = txn.get(LATEST)
-                if parents is not None:
-                    version_parents = tuple(parents)
-                elif move_latest and parent:
-                    version_parents = (parent,)
-                else:
-                    version_parents = ()
-                for p in version_parents:  # read here, under the lock that publishes the child
-                    try:
-                        self.store.get_version(p)
-                    except VaultError as exc:
-                        ref = LATEST if p == parent else "parent"
-                        raise BrokenParent(ref, p, exc.message) from None
-                name = txn.allocate_version_name() if name_version else None
-                version = Version(
-                    tree=stored.tree,
-                    parents=version_parents,
-                    message=message,
-                    created=now_iso(),
-                    name=name,
-                    meta=dict(meta or {}),
-                    size=stored.bytes,
-                    files=stored.tree_obj.file_count,
-                    training=training,
-                    attachments=attachments,
-                )
-                res = self.store.put(version.to_bytes(), compress=False)
-                self.store.sync()
-                crashpoint("version-written")
-                if name is not None:
-                    txn.set(VERSIONS + name, res.oid, expected=None)
-                if move_latest:
-                    txn.set(LATEST, res.oid, expected=parent)
-                for t in tags:
-                    txn.set(TAGS + t, res.oid, expected=None)
-                if on_publish is not None:
-                    on_publish(txn, res.oid, version)
-        cache.save()  # only now: the manifests it names are durable and named
-        return CommitResult(
-            version=name,
-            id=res.oid,
-            tree=stored.tree,
-            files=stored.tree_obj.file_count,
-            bytes=stored.bytes,
-            new_bytes=stored.new_bytes,
-            stored_bytes=stored.stored_bytes + res.stored,
-            parents=list(version.parents),
-            tags=list(tags),
-            unchanged_files=stored.unchanged_files,
-        )
-
-    def _training(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...],
-        store_data: bool,
-        steps: int | None,
-        loss: float | None,
-        base_model: str | None,
-    ) -> dict[str, Any]:
-        """The ``training`` record of a new version: checkpoint values, overridden by arguments."""
-        from contextlib import suppress
-
-        from . import meta as meta_mod
-
-        out: dict[str, Any] = {}
-        checkpoint = meta_mod.read_checkpoint(path)
-        if checkpoint is not None:
-            out.update(
-                steps=checkpoint.steps,
-                loss=checkpoint.loss,
-                eval_loss=checkpoint.eval_loss,
-                base_model=checkpoint.base_model,
-            )
-            if checkpoint.curve:
-                # The curve stays in the committed trainer_state.json; the version names it.
-                out["curve"] = meta_mod.TRAINER_STATE
-        if steps is not None:
-            out["steps"] = meta_mod.check_steps(steps)
-        if loss is not None:
-            out["loss"] = meta_mod.check_loss(loss)
-        if base_model is not None:
-            if not isinstance(base_model, str) or not base_model.strip():
-                raise BadValue("base model", base_model, "expected a name or a revision")
-            out["base_model"] = base_model.strip()
-        if out.get("base_model"):
-            with suppress(VaultError):  # else a model's name, not a version of this repository
-                out["base_model_id"] = self.resolve(out["base_model"])
-        records: dict[str, dict[str, Any]] = {}
-        for f in data:
-            record = meta_mod.data_record(f, stored=store_data)
-            records.setdefault(record["path"], record)
-        if records:
-            out["data"] = list(records.values())
-        return {k: v for k, v in out.items() if v is not None}
-
-    def _attachment_entries(
-        self,
-        training: dict[str, Any],
-        data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...],
-        store_data: bool,
-        snapshots: str | os.PathLike[str] | None,
-    ) -> dict[str, list[Any]]:
-        """The entries of the trees stored with the version, by role; counts ``snapshots``."""
-        from dataclasses import replace
-
-        from .meta import data_path
         from .ops import commit as commit_op
 
-        out: dict[str, list[Any]] = {}
-        if store_data and training.get("data"):
-            # A stored data file's tree path is its recorded absolute path without the leading
-            # "/", so files of the same name from different folders never collide.
-            entries = {}
-            for f in data:
-                (entry,) = commit_op.scan(Path(f))
-                rel = data_path(f).lstrip("/")
-                entries[rel] = replace(entry, path=rel)
-            out["data"] = [entries[k] for k in sorted(entries)]
-        if snapshots is not None:
-            where = Path(snapshots)
-            if where.exists() and not where.is_dir():
-                raise BadValue("snapshots", str(snapshots), "is not a directory")
-            found = commit_op.scan(where, exclude=(self.root,))
-            training["snapshots"] = len({e.path.split("/", 1)[0] for e in found})
-            if found:
-                out["snapshots"] = found
-        return out
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def _info(
-        self,
-        oid: Oid,
-        version: Version,
-        tags: dict[Oid, list[str]],
-        names: dict[Oid, str],
-        pins: dict[Oid, list[str]] | None = None,
-    ) -> VersionInfo:
-        training = version.training
-        return VersionInfo(
-            version=names.get(oid, version.name),
-            id=oid,
-            message=version.message,
-            created=version.created,
-            tags=sorted(tags.get(oid, [])),
-            meta=version.meta,
-            parents=list(version.parents),
-            bytes=version.size,
-            file_count=version.files,
-            tree=version.tree,
-            steps=training.get("steps"),
-            loss=training.get("loss"),
-            eval_loss=training.get("eval_loss"),
-            base_model=training.get("base_model"),
-            base_model_id=training.get("base_model_id"),
-            data=[dict(d) for d in training.get("data", [])],
-            snapshots=training.get("snapshots"),
-            pins=sorted((pins or {}).get(oid, [])),
+        return commit_op.commit(
+            self.parts,
+            path,
+            message,
+            description=description,
+            tags=tags,
+            meta=meta,
+            progress=progress,
+            rehash=rehash,
+            name_version=name_version,
+            move_latest=move_latest,
+            parents=parents,
+            on_publish=on_publish,
+            data=data,
+            store_data=store_data,
+            steps=steps,
+            loss=loss,
+            base_model=base_model,
+            snapshots=snapshots,
         )
 
     def log(
@@ -651,77 +284,11 @@ class Repository:
         is ``rev`` itself or ``all`` is set. ``all`` without ``rev`` lists every version any
         ref reaches, backups and pinned deleted versions included, newest first.
         """
-        refs = self.refs.read()
-        names, tags = self._version_names(refs)
-        pins = self._pin_names(refs)
-        out: list[VersionInfo] = []
-        if all and rev is None:
-            found: dict[Oid, Version] = {}
-            stack = list(set(refs.refs.values()))
-            while stack:
-                vid = stack.pop()
-                if vid not in found:
-                    found[vid] = self.store.get_version(vid)
-                    stack.extend(found[vid].parents)
-            depth: dict[Oid, int] = {}  # breaks ties of equal times: children before parents
-            for vid in found:
-                todo = [vid]
-                while todo:
-                    cur = todo[-1]
-                    waiting = [p for p in found[cur].parents if p in found and p not in depth]
-                    if waiting:
-                        todo.extend(waiting)
-                        continue
-                    todo.pop()
-                    depth[cur] = 1 + max(
-                        (depth[p] for p in found[cur].parents if p in found), default=0
-                    )
-            ordered = sorted(
-                found.items(), key=lambda kv: (kv[1].created, depth[kv[0]], kv[0]), reverse=True
-            )
-            for vid, version in ordered[:limit]:
-                out.append(self._info(vid, version, tags, names, pins))
-            return out
-        if rev is None and LATEST not in refs.refs:
-            return []
-        start = resolve(rev or LATEST, refs, self.store)
-        oid: Oid | None = start
-        while oid is not None and (limit is None or len(out) < limit):
-            version = self.store.get_version(oid)
-            if all or oid == start or oid in names:
-                out.append(self._info(oid, version, tags, names, pins))
-            oid = version.parents[0] if version.parents else None
-        return out
+        return history.log(self.parts, rev, limit=limit, all=all)
 
     def show(self, rev: str) -> VersionInfo:
         """A version with its file list and, when it records one, its learning curve."""
-        refs = self.refs.read()
-        oid = resolve(rev, refs, self.store)
-        names, tags = self._version_names(refs)
-        version = self.store.get_version(oid)
-        info = self._info(oid, version, tags, names, self._pin_names(refs))
-        tree = self._tree(oid, rev)
-        info.files = [
-            FileInfo(
-                e.path, e.size, e.file, e.kind, e.mode if e.kind == KIND_FILE else None, e.target
-            )
-            for e in tree.entries
-        ]
-        curve_path = version.training.get("curve")
-        if isinstance(curve_path, str):
-            info.curve = self._read_curve(tree, curve_path)
-        return info
-
-    def _read_curve(self, tree: Any, path: str) -> list[dict[str, Any]]:
-        """The ``log_history`` of the trainer state at ``path`` in ``tree``, read verified."""
-        from .meta import curve_from_state
-
-        for entry in tree.entries:
-            if entry.path == path and entry.kind == KIND_FILE and entry.file is not None:
-                manifest = self.store.get_file(entry.file)
-                chunks = (self.store.get(c.oid, size=c.size) for c in manifest.chunks)
-                return curve_from_state(b"".join(chunks))
-        return []
+        return history.show(self.parts, rev)
 
     def checkout(
         self,
@@ -734,10 +301,16 @@ class Repository:
     ) -> CheckoutResult:
         """Write the files of ``rev`` under ``dest``, verified; see :func:`vault.ops.checkout`.
 
-        ``durable`` fsyncs every file written (off by default, as in git and restic)."""
-        oid = self.resolve(rev)
-        tree = self.store.get_tree(self.store.get_version(oid).tree)
-        return self._write_tree(tree, dest, force=force, progress=progress, durable=durable)
+        ``durable`` fsyncs every file written (off by default, as in git and restic).
+
+        Raises:
+            FilesCollected: ``rev`` is deleted and gc removed its files.
+        """
+        from .ops.checkout import checkout_version
+
+        return checkout_version(
+            self.parts, rev, dest, force=force, progress=progress, durable=durable
+        )
 
     def checkout_attachment(
         self,
@@ -760,46 +333,11 @@ class Repository:
         Raises:
             NoAttachment: ``rev`` stores nothing of that role.
         """
-        from .errors import NoAttachment
+        from .ops.checkout import checkout_version
 
-        oid = self.resolve(rev)
-        tree_id = self.store.get_version(oid).attachments.get(role)
-        if tree_id is None:
-            raise NoAttachment(rev, role)
-        tree = self.store.get_tree(tree_id)
-        return self._write_tree(tree, dest, force=force, progress=progress, durable=durable)
-
-    def _write_tree(
-        self,
-        tree: Tree,
-        dest: str | os.PathLike[str],
-        *,
-        force: bool,
-        progress: Progress | None,
-        durable: bool,
-    ) -> CheckoutResult:
-        """Check ``tree`` out into ``dest``, never writing into this repository."""
-        from .ops import checkout as checkout_op
-
-        return checkout_op.checkout(
-            self.store,
-            tree,
-            Path(dest),
-            force=force,
-            protect=self._guarded(dest),
-            progress=progress,
-            durable=durable,
+        return checkout_version(
+            self.parts, rev, dest, role=role, force=force, progress=progress, durable=durable
         )
-
-    def _guarded(self, path: str | os.PathLike[str]) -> tuple[Path, ...]:
-        """What a checkout into ``path``, or a commit of it, must keep out of: the repository,
-        unless ``path`` lies under the repository's ``tmp/``, where vault itself checks out and
-        commits (consolidate's working directory) and nothing of the repository can be reached.
-        """
-        scratch = os.path.realpath(self.root / "tmp")
-        if os.path.realpath(path).startswith(scratch + os.sep):
-            return ()
-        return (self.root,)
 
     # -- model files: tensors, diff, consolidation --------------------------------------------
 
@@ -815,18 +353,17 @@ class Repository:
             FileNotInVersion: ``rev`` has no regular file ``file``.
             NotSafetensors: the file is not a well-formed safetensors file.
         """
-        from .ml.tensors import load_state_dict
+        from .ops.tensors import load_state_dict
 
-        return load_state_dict(self.store, self.resolve(rev), rev, file, framework)
+        return load_state_dict(self.parts, rev, file, framework)
 
     def diff(self, rev_a: str, rev_b: str) -> DiffResult:
         """Files added, removed and changed from ``rev_a`` to ``rev_b``, and for safetensors
         files the tensors added, removed and changed with the relative L2 norm of the change;
         see :mod:`vault.ops.diff`."""
-        from .ops.diff import diff_trees
+        from .ops.diff import diff
 
-        a, b = (self._tree(self.resolve(r), r) for r in (rev_a, rev_b))
-        return diff_trees(self.store, a, b)
+        return diff(self.parts, rev_a, rev_b)
 
     def consolidate(
         self,
@@ -834,31 +371,19 @@ class Repository:
         adapter: str | os.PathLike[str],
         *,
         message: str,
-        training_data: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...] = (),
+        training_data: Paths = (),
         dtype: str | None = None,
         remove_adapter_dir: bool = False,
     ) -> ConsolidateResult:
         """Merge the LoRA adapter ``adapter`` into ``base`` (each a directory or a revision) and
-        commit the merged model as the next version, ``latest`` and ``base``, with lineage
-        metadata; the base and the adapter are pinned as ``pre_consolidation`` in the same
-        transaction. Any failure leaves every ref and the user's directories as they were.
-
-        Args:
-            message: the merged version's description.
-            training_data: data files recorded with the version (path, size, BLAKE3).
-            dtype: ``bf16``, ``fp16`` or ``fp32``; default: the base's.
-            remove_adapter_dir: delete the adapter's directory once the merged version is
-                stored (step 5).
-
-        Raises:
-            AdapterMismatch: the adapter targets a module the base lacks, or shapes differ.
-            ConsolidateError: the base or adapter is not a model, or is the other one.
-            MissingExtra: torch, transformers or peft are not installed.
+        commit the merged model as the next version, ``latest`` and ``base``, pinning both
+        sources as ``pre_consolidation`` in the same transaction; see
+        :func:`vault.ops.consolidate.consolidate`.
         """
         from .ops.consolidate import consolidate
 
         return consolidate(
-            self,
+            self.parts,
             base,
             adapter,
             message=message,
@@ -871,56 +396,21 @@ class Repository:
 
     def tags(self) -> list[TagInfo]:
         """Every tag, by name."""
-        refs = self.refs.read()
-        names, _ = self._version_names(refs)
-        return [TagInfo(n, oid, names.get(oid)) for n, oid in sorted(refs.names_for(TAGS).items())]
+        return tags_op.tags(self.parts)
 
     def tag(self, name: str, rev: str, *, force: bool = False) -> TagInfo:
         """Name the version ``rev`` with the tag ``name``; moving a tag needs ``force``."""
-        check_tag_name(name)
-        oid = self.resolve(rev)
-        with self._writing(), self.refs.transaction(f"tag {name}") as txn:
-            self._check_files_kept(txn.doc, oid, rev)
-            old = txn.get(TAGS + name)
-            if old is not None and not force:
-                raise TagError(f"tag {name} already exists (use --force to move it)")
-            txn.set(TAGS + name, oid, expected=old)
-        names, _ = self._version_names(self.refs.read())
-        return TagInfo(name, oid, names.get(oid))
+        return tags_op.tag(self.parts, name, rev, force=force)
 
     def untag(self, name: str) -> TagInfo:
         """Remove the tag ``name``."""
-        with self._writing(), self.refs.transaction(f"untag {name}") as txn:
-            old = txn.get(TAGS + name)
-            if old is None:
-                raise TagError(f"no such tag: {name}")
-            txn.delete(TAGS + name, expected=old)
-        return TagInfo(name, old, None)
+        return tags_op.untag(self.parts, name)
 
     # -- pins, backups, delete and restore ---------------------------------------------------
 
-    def _pin_list(self, refs: RefsDoc) -> list[PinInfo]:
-        names, _ = self._version_names(refs)
-        labels: dict[Oid, str | None] = {}
-        for oid in set(refs.names_for(PINS).values()):
-            label = names.get(oid)
-            if label is None:  # a deleted version is still called by the name it had
-                try:
-                    label = self.store.get_version(oid).name
-                except VaultError:
-                    label = None
-            labels[oid] = label
-        return pins_op.pin_infos(refs, labels)
-
-    def _pin_info(self, refs: RefsDoc, name: str) -> PinInfo:
-        for p in self._pin_list(refs):
-            if p.name == name:
-                return p
-        raise PinError(f"no such pin: {name}")
-
     def pins(self, type: str | None = None) -> list[PinInfo]:  # noqa: A002
         """Every pin (of ``type`` only, when given), oldest first."""
-        return [p for p in self._pin_list(self.refs.read()) if type is None or p.type == type]
+        return pins_op.pins(self.parts, type)
 
     backup_list = pins
 
@@ -934,41 +424,23 @@ class Repository:
         expires: str | None = None,
         replace: bool = False,
     ) -> PinInfo:
-        """Pin the version ``rev`` so that it and everything it reaches stay.
-
-        Args:
-            type: ``pre_consolidation``, ``pre_deletion``, ``pre_restore``, ``emergency`` or any
-                word.
-            reason: why.
-            name: the pin's name (the rules of tag names); generated when ``None``.
-            expires: a duration (``30d``) or date after which ``backup cleanup`` drops it.
-            replace: move an existing pin of that name (e.g. keep ``best`` on the best
-                checkpoint) instead of refusing.
-
-        Raises:
-            UnknownRevision: ``rev`` names no version.
-            PinError: a bad name or type, or the pin exists and ``replace`` is false.
+        """Pin the version ``rev`` so that it and everything it reaches stay; ``expires`` (a
+        duration such as ``30d``, or a date) lets ``backup cleanup`` drop it, ``replace`` moves
+        an existing pin of that name. See :func:`vault.ops.pins.pin`.
         """
-        with self._writing(), self.refs.transaction(f"pin {rev}") as txn:
-            oid = resolve(rev, txn.doc, self.store)
-            self._check_files_kept(txn.doc, oid, rev)
-            made = pins_op.set_pin(
-                txn, oid, type=type, reason=reason, name=name, expires=expires, replace=replace
-            )
-            return self._pin_info(txn.doc, made)
+        return pins_op.pin(
+            self.parts, rev, type=type, reason=reason, name=name, expires=expires, replace=replace
+        )
 
     def unpin(self, name: str) -> PinInfo:
         """Remove the pin ``name``; what only it kept becomes garbage for gc."""
-        with self._writing(), self.refs.transaction(f"unpin {name}") as txn:
-            info = self._pin_info(txn.doc, name)
-            txn.delete(PINS + name, expected=Oid(info.id))
-        return info
+        return pins_op.unpin(self.parts, name)
 
     def backup(
         self,
         path: str | os.PathLike[str],
         *,
-        type: str = pins_op.EMERGENCY,  # noqa: A002
+        type: str = EMERGENCY,  # noqa: A002
         reason: str,
         name: str | None = None,
         expires: str | None = None,
@@ -979,59 +451,19 @@ class Repository:
         The backup does not move ``latest`` and gets no version name; dedup makes it nearly
         free when ``path`` matches something stored.
         """
-        made = self._backup(
-            path, type=type, reason=reason, name=name, expires=expires, progress=progress
+        from .ops import backup as backup_op
+
+        made = backup_op.backup(
+            self.parts,
+            path,
+            type=type,
+            reason=reason,
+            name=name,
+            expires=expires,
+            progress=progress,
         )
         assert made is not None
         return made
-
-    def _backup(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        type: str,  # noqa: A002
-        reason: str,
-        name: str | None = None,
-        expires: str | None = None,
-        progress: Progress | None = None,
-        unless_kept: bool = False,
-    ) -> PinInfo | None:
-        """:meth:`backup`; with ``unless_kept``, no pin when a ref already keeps that tree."""
-        pins_op.check_type(type)
-        pins_op.parse_expiry(expires)
-        if name is not None:
-            pins_op.check_pin_name(name)
-            if PINS + name in self.refs.read().refs:
-                raise PinError(f"pin {name} already exists")
-        made: list[PinInfo] = []
-
-        def on_publish(txn: Transaction, oid: Oid, version: Version) -> None:
-            if unless_kept and version.tree in self._kept_trees(txn.doc):
-                return
-            pin_name = pins_op.set_pin(
-                txn, oid, type=type, reason=reason, name=name, expires=expires
-            )
-            made.append(self._pin_info(txn.doc, pin_name))
-
-        self.commit(
-            path,
-            f"backup ({type}): {reason}",
-            progress=progress,
-            name_version=False,
-            move_latest=False,
-            on_publish=on_publish,
-        )
-        return made[0] if made else None
-
-    def _kept_trees(self, refs: RefsDoc) -> set[Oid]:
-        """The trees of the versions refs point at."""
-        out = set()
-        for oid in set(refs.refs.values()):
-            try:
-                out.add(self.store.get_version(oid).tree)
-            except VaultError:
-                continue
-        return out
 
     def delete(self, rev: str, *, confirm: bool = False, reason: str | None = None) -> DeleteResult:
         """Remove a version's name and tags, after pinning it as ``pre_deletion``.
@@ -1045,52 +477,7 @@ class Repository:
             NotConfirmed: ``confirm`` is false.
             UnknownRevision: ``rev`` names no version, or one without a name.
         """
-        if not confirm:
-            raise NotConfirmed(f"delete {rev}")
-        with self._writing(), self.refs.transaction(f"delete {rev}") as txn:
-            oid = resolve(rev, txn.doc, self.store)
-            refs = txn.doc.refs
-            names = sorted(k for k, v in refs.items() if k.startswith(VERSIONS) and v == oid)
-            if not names:
-                raise UnknownRevision(rev, "it has no version name to delete; unpin it instead")
-            label = names[0][len(VERSIONS) :]
-            pin_name = pins_op.set_pin(
-                txn,
-                oid,
-                type=pins_op.PRE_DELETION,
-                reason=reason or f"vault delete {label}",
-                label=label,
-            )
-            tags = sorted(k for k, v in txn.doc.refs.items() if k.startswith(TAGS) and v == oid)
-            # 'base' names the deleted version as a tag would, and goes with it: else it would
-            # keep the version from cleanup and gc for ever.
-            base = [BASE] if txn.get(BASE) == oid else []
-            for ref in [*names, *tags, *base]:
-                txn.delete(ref, expected=oid)
-            if txn.get(LATEST) == oid:
-                ancestor = self._named_ancestor(txn.doc, oid)
-                if ancestor is None:
-                    txn.delete(LATEST, expected=oid)
-                else:
-                    txn.set(LATEST, ancestor, expected=oid)
-            pin = self._pin_info(txn.doc, pin_name)
-            latest = txn.get(LATEST)
-        return DeleteResult(
-            label, oid, pin, [t[len(TAGS) :] for t in tags], latest, base=txn.get(BASE)
-        )
-
-    def _named_ancestor(self, refs: RefsDoc, oid: Oid) -> Oid | None:
-        """The nearest version along first parents that still has a version name."""
-        named = set(refs.names_for(VERSIONS).values())
-        seen = {oid}
-        parents = self.store.get_version(oid).parents
-        while parents and parents[0] not in seen:
-            oid = parents[0]
-            if oid in named:
-                return oid
-            seen.add(oid)
-            parents = self.store.get_version(oid).parents
-        return None
+        return delete_op.delete(self.parts, rev, confirm=confirm, reason=reason)
 
     def restore(
         self,
@@ -1114,34 +501,7 @@ class Repository:
         """
         from .ops import restore as restore_op
 
-        target = Path(dest) if dest is not None else self.workdir
-        if target is None:
-            raise restore_op.NoDestination()
-        restore_op.check_destination(target, self.root)
-        refs = self.refs.read()
-        oid = resolve(rev, refs, self.store)
-        tree = self._tree(oid, rev)
-        self._check_files_kept(refs, oid, rev)
-        for entry in tree.entries:  # fail on a damaged or collected version before any change
-            if entry.kind == KIND_FILE and entry.file is not None:
-                self.store.get_file(entry.file)
-        restore_op.prepare(tree, target, self.root)
-        backup = None
-        if restore_op.has_content(target, (self.root,)):
-            backup = self._backup(
-                target,
-                type=pins_op.PRE_RESTORE,
-                reason=f"content of {target} before restoring {rev}",
-                unless_kept=True,
-                progress=progress,
-            )
-        crashpoint("restore-pinned")
-        restore_op.write_exactly(self.store, tree, target, keep=(self.root,), progress=progress)
-        names, _ = self._version_names(self.refs.read())
-        # A deleted version is still called by the name it had, as backup list calls it.
-        label = names.get(oid) or self.store.get_version(oid).name
-        dest_abs = os.path.abspath(target)  # as checkout reports it, whatever the cwd
-        return restore_op.RestoreResult(dest_abs, label, oid, tree.file_count, tree.size, backup)
+        return restore_op.restore(self.parts, rev, self._destination(dest), progress=progress)
 
     def backup_restore(
         self,
@@ -1151,27 +511,20 @@ class Repository:
         progress: Progress | None = None,
     ) -> RestoreResult:
         """:meth:`restore` the version the pin ``pin`` keeps."""
-        self._pin_info(self.refs.read(), pin)
-        return self.restore(PINS + pin, dest, progress=progress)
+        from .ops import restore as restore_op
+
+        return restore_op.restore_pin(self.parts, pin, self._destination(dest), progress=progress)
+
+    def _destination(self, dest: str | os.PathLike[str] | None) -> Path | None:
+        return Path(dest) if dest is not None else self.workdir
 
     def backup_verify(
         self, pin: str | None = None, *, progress: Progress | None = None
     ) -> VerifyReport:
         """Re-hash everything the pin ``pin`` (default: every pin) reaches."""
-        refs = self.refs.read()
-        chosen = [self._pin_info(refs, pin)] if pin is not None else self._pin_list(refs)
-        labels: dict[Oid, str] = {}
-        for p in chosen:
-            labels.setdefault(Oid(p.id), f"pin {p.name}")
-        from .ops import verify as verify_op
+        from .ops import backup as backup_op
 
-        return verify_op.verify(
-            self.store,
-            set(labels),
-            lambda oid: labels.get(oid, oid[:12]),
-            ancestors=False,
-            progress=progress,
-        )
+        return backup_op.verify_pins(self.parts, pin, progress=progress)
 
     def backup_cleanup(
         self,
@@ -1186,35 +539,17 @@ class Repository:
         See :func:`vault.ops.pins.select_for_cleanup` for which pins go. ``bytes`` is what gc
         frees once they are gone: the stored size of objects only those pins reach.
         """
-        for what, value in (("retention days", retention_days), ("--keep-last", keep_last)):
-            if value is not None and value < 0:
-                raise BadValue(what, value, "must not be negative")
-        refs = self.refs.read()
-        unpin, keep = pins_op.select_for_cleanup(
-            self._pin_list(refs), retention_days=retention_days, keep_last=keep_last, pin_type=type
+        from .ops import backup as backup_op
+
+        return backup_op.cleanup(
+            self.parts,
+            retention_days=retention_days,
+            keep_last=keep_last,
+            pin_type=type,
+            execute=execute,
         )
-        plan = CleanupPlan(unpin=unpin, keep=keep)
-        if unpin:
-            gone = {PINS + p.name for p in unpin}
-            before = reach(self.store, set(refs.refs.values())).all()
-            after = reach(self.store, {v for k, v in refs.refs.items() if k not in gone}).all()
-            for oid in before - after:
-                st = self.store.stat(oid)
-                if st is not None:
-                    plan.objects += 1
-                    plan.bytes += st.size
-        if execute and unpin:
-            with self._writing(), self.refs.transaction("backup cleanup") as txn:
-                for p in unpin:
-                    txn.delete(PINS + p.name, expected=Oid(p.id))
-        plan.executed = execute
-        return plan
 
     # -- maintenance -------------------------------------------------------------------------
-
-    def roots(self) -> set[Oid]:
-        """Every version a ref points at."""
-        return set(self.refs.read().refs.values())
 
     def gc(
         self,
@@ -1224,112 +559,14 @@ class Repository:
         progress: Progress | None = None,
     ) -> GcResult:
         """Remove unreachable objects older than ``grace`` (seconds or a duration string)."""
-        seconds = gc_op.parse_duration(grace) if isinstance(grace, str) else float(grace)
-
-        def run() -> gc_op.GcPlan:
-            import time
-
-            history = self.refs.recent_ids(time.time() - seconds)
-            p = gc_op.plan(self.store, self.backend, self.roots(), seconds, history=history)
-            if not dry_run:
-                gc_op.execute(self.store, p, progress)
-            return p
-
-        if dry_run:
-            p = run()
-        else:
-            with file_lock(self.root / "locks" / "gc.lock", timeout=self.lock_timeout):
-                p = run()
-        return GcResult(
-            p.objects, p.bytes, dry_run, seconds, p.reachable, p.young, len(p.temp_files)
-        )
+        return gc_op.gc(self.parts, grace=grace, dry_run=dry_run, progress=progress)
 
     def verify(self, rev: str | None = None, *, progress: Progress | None = None) -> VerifyReport:
         """Re-hash every object reachable from every ref, or from the version ``rev`` only."""
-        refs = self.refs.read()
-        names, _ = self._version_names(refs)
-        # Every named version is a root; an ancestor no ref names (a deleted version) keeps
-        # only its record, so its tree is not looked for (see ops/walk.py).
-        roots = set(refs.refs.values()) if rev is None else {self.resolve(rev)}
-        from .ops import verify as verify_op
+        from .ops.verify import verify_repository
 
-        report = verify_op.verify(
-            self.store,
-            roots,
-            lambda oid: names.get(oid, oid[:12]),
-            ancestors=False,
-            progress=progress,
-        )
-        if rev is None:
-            self._verify_history(roots, report, names)
-        return report
-
-    def _verify_history(self, roots: set[Oid], report: VerifyReport, names: dict[Oid, str]) -> None:
-        """Re-read the records of ancestors no ref points at, which history runs through."""
-        from .errors import ObjectMissing
-        from .ops.verify import Damage
-
-        seen = set(roots)
-        stack: list[tuple[Oid, str]] = []
-        for oid in roots:
-            with contextlib.suppress(CorruptObject, ObjectMissing):  # reported already
-                stack.extend(
-                    (p, names.get(oid, oid[:12])) for p in self.store.get_version(oid).parents
-                )
-        while stack:
-            oid, child = stack.pop()
-            if oid in seen:
-                continue
-            seen.add(oid)
-            report.versions += 1
-            report.objects += 1
-            try:
-                parents = self.store.get_version(oid).parents
-            except ObjectMissing:
-                report.damaged.append(Damage(oid, "missing", "object file is missing", [child]))
-                continue
-            except CorruptObject as exc:
-                report.damaged.append(Damage(oid, "corrupt", exc.message, [child]))
-                continue
-            stack.extend((p, child) for p in parents)
+        return verify_repository(self.parts, rev, progress=progress)
 
     def stats(self) -> Stats:
         """Versions, logical and stored sizes, dedup and compression ratios."""
-        refs = self.refs.read()
-        named = set(refs.names_for(VERSIONS).values())
-        r = reach(self.store, set(refs.refs.values()))
-        logical = sum(self.store.get_version(v).size for v in named)
-        unique = sum(r.chunks.values())
-        stored = 0
-        chunk_stored = 0
-        objects = 0
-        for oid, st in self.store.list():
-            objects += 1
-            stored += st.size
-            if oid in r.chunks:
-                chunk_stored += st.size
-        return Stats(
-            versions=len(named),
-            logical_bytes=logical,
-            unique_bytes=unique,
-            stored_bytes=stored,
-            chunks=len(r.chunks),
-            objects=objects,
-            dedup_ratio=round(logical / unique, 4) if unique else 1.0,
-            compression_ratio=round(unique / chunk_stored, 4) if chunk_stored else 1.0,
-        )
-
-    def unknown(self, rev: str) -> UnknownRevision:
-        """An :class:`UnknownRevision` for ``rev`` (helper for callers)."""
-        return UnknownRevision(rev)
-
-
-def _workdir_for_config(root: Path, workdir: Path) -> str:
-    """``workdir`` as ``config.json`` records it: relative to the folder holding the repository
-    when inside it (so the project can move), else absolute."""
-    base = Path(os.path.abspath(root)).parent
-    full = Path(os.path.abspath(workdir))
-    try:
-        return full.relative_to(base).as_posix() or "."
-    except ValueError:
-        return str(full)
+        return stats_op.stats(self.parts)

@@ -43,7 +43,7 @@ def stamp_of(st: os.stat_result) -> Stamp:
 class StatCache:
     """Absolute path to (stamp, file manifest id), loaded from and saved to ``path``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self._entries: dict[str, list] = {}  # path -> [*stamp, oid]
         self._dirty = False
@@ -65,6 +65,12 @@ class StatCache:
                     if isinstance(v, list) and len(v) == 6 and isinstance(v[5], str)
                 }
         return cache
+
+    @classmethod
+    def memory(cls) -> StatCache:
+        """An empty cache that is never saved (a repository not on this machine has no place
+        for one)."""
+        return cls(None)
 
     def lookup(self, abspath: str, stamp: Stamp) -> Oid | None:
         """The manifest id recorded for ``abspath`` if its stamp is unchanged."""
@@ -94,7 +100,7 @@ class StatCache:
 
     def save(self) -> None:
         """Write the cache if it changed. Failure only costs speed, so it is logged, not raised."""
-        if not self._dirty:
+        if not self._dirty or self.path is None:
             return
         excess = len(self._entries) - MAX_ENTRIES
         if excess > 0:

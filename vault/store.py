@@ -21,12 +21,6 @@ from .objects import FileManifest, ManifestError, Tree, Version
 
 OBJECTS = "objects"
 
-DELTA_DEPTH = 2
-"""Longest delta chain this writer makes (the format allows :data:`codec.MAX_DEPTH`). A new
-delta whose nearest base is already this deep is made against that base's own base instead:
-merged model 3 against merged model 1, not 2. Measured on the benchmark series against a
-limit of 4: stored bytes 0.1917 -> 0.1923 of logical, the commit of merged-3 2.66 s -> 1.15 s
-(in-process, same session), and a read decodes at most 2 bases."""
 
 MAX_MANIFEST_SIZE = 256 << 20
 """Longest content a read without an expected length accepts (file manifests, trees, versions):
@@ -82,21 +76,7 @@ class ObjectStore:
     # -- writing -----------------------------------------------------------------------------
 
     def put(
-        self, data: bytes | bytearray | memoryview, *, compress: bool = True, defer: bool = False
-    ) -> PutResult:
-        """Store ``data`` unless an intact object with its id exists; return its id.
-
-        An existing object is first read in full and verified (a delta with its whole chain),
-        unless this store has already verified or written it. An intact one is freshened (its
-        mtime bumped) rather than rewritten: a concurrent garbage collection then sees it as
-        young and keeps it. A damaged one is replaced by ``data``, published over it atomically.
-        """
-        oid = hash_bytes(data)
-        return self.put_hashed(oid, data, compress=compress, defer=defer)
-
-    def put_hashed(
         self,
-        oid: Oid,
         data: bytes | bytearray | memoryview,
         *,
         compress: bool = True,
@@ -104,21 +84,28 @@ class ObjectStore:
         base: Oid | None = None,
         defer: bool = False,
     ) -> PutResult:
-        """Store ``data`` whose id this module's :func:`hash_bytes` has just computed.
+        """Store ``data`` unless an intact object with its id exists; return its id, which the
+        store computes itself: no caller names the id of new content.
+
+        An existing object is first read in full and verified (a delta with its whole chain),
+        unless this store has already verified or written it. An intact one is not written
+        again, only made sure of (its directory entry synced with this writer's objects; no gc
+        can remove it before the writer's refs name it, since writers hold a shared lock that
+        excludes gc). A damaged one is replaced by ``data``, published over it atomically.
 
         Args:
             width: element width when ``data`` is a piece of a tensor (byte planes apply).
-            base: the id of the same piece in an earlier version, tried as a delta base. A base
-                that cannot be read is ignored: the object is then stored on its own.
+            base: an object to try as a delta base (which one is the caller's choice, see
+                :mod:`vault.ops.deltas`); one that cannot be read is ignored, and the object is
+                stored on its own.
             defer: publish at the next :meth:`sync` (see :meth:`LocalBackend.put`).
         """
+        oid = hash_bytes(data)
         key = object_key(oid)
-        if self._intact(oid, len(data)) and self.backend.freshen(key):
+        if self._intact(oid, len(data)) and self.backend.ensure_durable(key):
             return PutResult(oid, len(data), 0)
         base_data = None
         depth = 0
-        if base is not None and width and compress:
-            base = self._shallow_base(base)
         if base is not None and width and compress and base != oid:
             try:
                 base_data, depth = self._get_with_depth(base, len(data))
@@ -145,18 +132,6 @@ class ObjectStore:
         except (ObjectMissing, CorruptObject):
             return False
         return True
-
-    def _shallow_base(self, base: Oid) -> Oid | None:
-        """``base``, or the first object down its delta chain that a new delta may sit on
-        (depth below :data:`DELTA_DEPTH`), so reads stay short."""
-        for _ in range(codec.MAX_DEPTH + 1):
-            header = self.head(base)
-            if header is None:
-                return None
-            if header.depth < DELTA_DEPTH or header.base is None:
-                return base
-            base = Oid(header.base)
-        return None
 
     def sync(self) -> None:
         """Make every object put so far durable."""

@@ -26,12 +26,12 @@ def init(ctx: Context, workdir: str | None, as_json: bool) -> None:
     repo = Repository.init(root, workdir=workdir)
     where = repo.workdir
     if as_json:
-        out = {"repo": str(repo.root.resolve())}
+        out = {"repo": repo.describe_abs()}
         if where is not None:
             out["workdir"] = str(where)
         emit_json(out)
     else:
-        click.echo(f"Initialised empty vault repository in {repo.root.resolve()}")
+        click.echo(f"Initialised empty vault repository in {repo.describe_abs()}")
         if where is not None:
             click.echo(f"working directory: {where}")
 

@@ -16,31 +16,19 @@ from __future__ import annotations
 
 import bisect
 import functools
-import json
-import math
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtra, NotSafetensors
 from ..ids import Oid
-from ..objects import FileManifest
+from ..objects import FileManifest, Tree
+from ..safetensors_format import Header, header_length, parse_header
 
 if TYPE_CHECKING:
     from ..store import ObjectStore
 
-MAX_HEADER = 100 << 20
-"""Largest JSON header accepted (the limit the safetensors library itself applies)."""
-
 BLOCK = 4 << 20
 """Bytes of one tensor decoded at a time when a tensor is streamed (``diff``)."""
-
-ITEMSIZE = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
-    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
-}  # fmt: skip
-"""Bytes per element of every safetensors dtype vault decodes."""
 
 _NUMPY = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
@@ -55,105 +43,6 @@ _TORCH = {
 }  # fmt: skip
 
 FRAMEWORKS = ("pt", "numpy")
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One tensor of a safetensors file.
-
-    Attributes:
-        name: its key.
-        dtype: the safetensors dtype (``F32``, ``BF16``, ...).
-        shape: its dimensions.
-        start: absolute byte offset of its data in the file.
-        end: absolute offset one past its data.
-    """
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    start: int
-    end: int
-
-    @property
-    def nbytes(self) -> int:
-        """Length of its data."""
-        return self.end - self.start
-
-    @property
-    def numel(self) -> int:
-        """Number of elements."""
-        return math.prod(self.shape)
-
-
-@dataclass(frozen=True)
-class Header:
-    """A parsed safetensors header.
-
-    Attributes:
-        tensors: by name, in the order of their data in the file.
-        metadata: the ``__metadata__`` mapping (empty when absent).
-        data_start: offset of the data section (8 + header length).
-    """
-
-    tensors: dict[str, TensorInfo]
-    metadata: dict[str, str]
-    data_start: int
-
-
-def header_length(prefix: bytes, file_size: int, where: str) -> int:
-    """The JSON header's length from a file's first 8 bytes, checked against the file size."""
-    if file_size < 8 or len(prefix) < 8:
-        raise NotSafetensors(where, "shorter than 8 bytes")
-    (n,) = struct.unpack("<Q", prefix[:8])
-    if n > MAX_HEADER or 8 + n > file_size:
-        raise NotSafetensors(where, f"header length {n} does not fit a {file_size}-byte file")
-    return int(n)
-
-
-def parse_header(raw: bytes, file_size: int, where: str) -> Header:
-    """Parse and check the JSON header ``raw`` of a ``file_size``-byte safetensors file.
-
-    Every tensor must have a known dtype, a shape whose size matches its byte range, and lie
-    inside the file without overlapping another one.
-
-    Raises:
-        NotSafetensors: anything malformed.
-    """
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise NotSafetensors(where, f"header is not JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise NotSafetensors(where, "header is not a JSON object")
-    data_start = 8 + len(raw)
-    metadata = doc.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict):
-        raise NotSafetensors(where, "__metadata__ is not an object")
-    tensors = []
-    for name, info in doc.items():
-        try:
-            dtype = info["dtype"]
-            shape = tuple(int(d) for d in info["shape"])
-            lo, hi = (int(x) for x in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise NotSafetensors(where, f"bad entry for tensor {name!r}") from None
-        if dtype not in ITEMSIZE:
-            raise NotSafetensors(where, f"tensor {name!r} has unsupported dtype {dtype!r}")
-        if any(d < 0 for d in shape) or not 0 <= lo <= hi:
-            raise NotSafetensors(where, f"tensor {name!r} has a bad shape or byte range")
-        if math.prod(shape) * ITEMSIZE[dtype] != hi - lo:
-            raise NotSafetensors(where, f"tensor {name!r}: shape {list(shape)} != its byte range")
-        tensors.append(TensorInfo(name, dtype, shape, data_start + lo, data_start + hi))
-    tensors.sort(key=lambda t: (t.start, t.end))
-    pos = data_start
-    for t in tensors:
-        if t.start < pos or t.end > file_size:
-            raise NotSafetensors(where, f"tensor {t.name!r} overlaps another or the file's end")
-        pos = max(pos, t.end)
-    return Header(
-        {t.name: t for t in tensors}, {str(k): v for k, v in metadata.items()}, data_start
-    )
 
 
 class StoredFile:
@@ -311,9 +200,9 @@ def load_tensors(reader: StoredFile, framework: str = "pt") -> dict[str, Any]:
 
 
 def load_state_dict(
-    store: ObjectStore, version: Oid, rev: str, path: str, framework: str = "pt"
+    store: ObjectStore, tree: Tree, rev: str, path: str, framework: str = "pt"
 ) -> dict[str, Any]:
-    """The tensors of the file ``path`` of the version ``version`` (named ``rev`` in errors)."""
+    """The tensors of the file ``path`` of ``tree``, a version's (named ``rev`` in errors)."""
     from ..errors import BadValue, FileNotInVersion
     from ..objects import KIND_FILE
 
@@ -322,7 +211,6 @@ def load_state_dict(
     wanted = path.strip()
     while wanted.startswith("./"):
         wanted = wanted[2:]
-    tree = store.get_tree(store.get_version(version).tree)
     for entry in tree.entries:
         if entry.path == wanted:
             if entry.kind != KIND_FILE or entry.file is None:

@@ -32,9 +32,12 @@ from ..ids import Oid
 from ..memory import keep_large_buffers
 from ..objects import KIND_FILE, KIND_LINK, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
+from ..revisions import resolve
 from ..store import ObjectStore
 from .names import fold, is_reserved
+from .parts import Parts
 from .swap import Staging, SwapPlan, recover
+from .versions import version_tree
 
 PREFETCH = 8
 READ_THREADS = 4
@@ -49,6 +52,38 @@ class CheckoutResult:
     dest: Path
     files: int
     bytes: int
+
+
+def checkout_version(
+    parts: Parts,
+    rev: str,
+    dest: str | os.PathLike[str],
+    *,
+    role: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    durable: bool = False,
+) -> CheckoutResult:
+    """Write the files of the version ``rev`` under ``dest``, verified, all or nothing; with
+    ``role``, what was stored with it instead (``data``, ``snapshots``). See :func:`checkout`.
+
+    Raises:
+        UnknownRevision: ``rev`` names no version.
+        FilesCollected: the version is deleted and gc removed its files.
+        NoAttachment: the version stores nothing of ``role``.
+    """
+    refs = parts.refs.read()
+    oid = resolve(rev, refs, parts.store)
+    tree = version_tree(parts.store, refs, oid, rev, role)
+    return checkout(
+        parts.store,
+        tree,
+        Path(dest),
+        force=force,
+        protect=parts.guarded(dest),
+        progress=progress,
+        durable=durable,
+    )
 
 
 def check_paths(tree: Tree) -> None:

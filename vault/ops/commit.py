@@ -1,8 +1,10 @@
 """Commit: turn a file or directory into chunks, file manifests, a tree and a version.
 
 Order of writes (see ``docs/format.md``): chunks and file manifests, then the tree, then a sync of
-every directory written to; only then, under the refs lock, the version object and the ref
-transaction that names it. A version is never visible before everything it reaches is durable.
+every directory written to; only then the version object and the refs transaction that names
+it. A version is never visible before everything it reaches is durable. :func:`commit` is the
+verb: it records a Trainer checkpoint's training metadata and stores attachments (training data,
+snapshots) as trees of their own.
 """
 
 from __future__ import annotations
@@ -14,19 +16,42 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from .. import meta as meta_mod
 from ..chunking import Chunker
-from ..errors import BadValue, PathNotFound, UnsupportedFile, VaultError
-from ..ids import Oid, hash_bytes
+from ..errors import (
+    BadValue,
+    BrokenParent,
+    PathNotFound,
+    RefConflict,
+    TagError,
+    UnsupportedFile,
+    VaultError,
+)
+from ..faults import crashpoint
+from ..ids import Oid
 from ..memory import keep_large_buffers
-from ..objects import KIND_FILE, KIND_LINK, ChunkRef, FileManifest, Tree, TreeEntry
+from ..objects import (
+    KIND_FILE,
+    KIND_LINK,
+    ChunkRef,
+    FileManifest,
+    Tree,
+    TreeEntry,
+    Version,
+    canonical_json,
+)
 from ..progress import NullProgress, Progress
+from ..refs import BASE, LATEST, TAGS, VERSIONS, Transaction, now_iso
+from ..revisions import check_tag_name
 from ..statcache import Stamp, StatCache, stamp_of
 from ..store import ObjectStore
 from .deltas import DeltaBases
 from .names import is_reserved
+from .parts import Parts
 
 
 @dataclass(frozen=True)
@@ -215,19 +240,17 @@ class _ChunkWriter:
         return self._store(data, width, base)
 
     def _store(self, data: bytes, width: int, base: Oid | None) -> ChunkRef:
-        oid = hash_bytes(data)
+        res = self.store.put(data, width=width, base=base, defer=True)
         with self.lock:
-            first = oid not in self.seen
-            self.seen.add(oid)
-        if first:
-            res = self.store.put_hashed(oid, data, width=width, base=base, defer=True)
-            if res.new:
-                with self.lock:
-                    self.new_bytes += res.size
-                    self.stored_bytes += res.stored
-                    self.new_chunks += 1
+            # A chunk repeated within the commit is counted once, even if two threads raced
+            # to store it.
+            if res.new and res.oid not in self.seen:
+                self.new_bytes += res.size
+                self.stored_bytes += res.stored
+                self.new_chunks += 1
+            self.seen.add(res.oid)
         self.progress.advance(len(data))
-        return ChunkRef(oid, len(data))
+        return ChunkRef(res.oid, len(data))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -338,13 +361,18 @@ def store_tree(
                 sources.append(source)
                 for (offset, length), info in layout:
                     base = bases.get((info.tensor, info.index)) if bases and info else None
+                    base_oid = (
+                        deltas.usable(base.oid)
+                        if deltas is not None and base is not None and base.size == length
+                        else None
+                    )
                     futures.append(
                         writer.submit_span(
                             source,
                             offset,
                             length,
                             info.width if info else 0,
-                            base.oid if base is not None and base.size == length else None,
+                            base_oid,
                         )
                     )
             else:
@@ -386,3 +414,288 @@ def store_tree(
         new_chunks=writer.new_chunks,
         unchanged_files=unchanged,
     )
+
+
+# -- the verb: a tree, then a version published by a refs transaction ------------------------
+
+COMMIT_RETRIES = 20
+"""Times a commit re-parents its version when other writers keep moving ``latest``."""
+
+STAT_CACHE = "cache/stat.json"
+"""The stat cache, under a local repository's directory."""
+
+
+@dataclass
+class CommitResult:
+    """A new version and what it cost.
+
+    Attributes:
+        version: its name (``v001``); ``None`` for an unnamed version (a backup).
+        id: its id.
+        tree: its tree id.
+        files: number of entries.
+        bytes: logical bytes.
+        new_bytes: logical bytes of chunks not stored before.
+        stored_bytes: bytes written to the store after compression.
+        parents: parent version ids.
+        tags: tags set by the commit.
+        unchanged_files: files not read because their size, mtime, ctime and inode matched the
+            stat cache (0 with ``rehash``).
+    """
+
+    version: str | None
+    id: str
+    tree: str
+    files: int
+    bytes: int
+    new_bytes: int
+    stored_bytes: int
+    parents: list[str]
+    tags: list[str]
+    unchanged_files: int = 0
+
+
+Paths = list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...]
+
+
+def commit(
+    parts: Parts,
+    path: str | os.PathLike[str],
+    message: str | None = None,
+    *,
+    description: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+    meta: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    rehash: bool = False,
+    name_version: bool = True,
+    move_latest: bool = True,
+    parents: list[Oid] | None = None,
+    on_publish: Callable[[Transaction, Oid, Version], None] | None = None,
+    data: Paths = (),
+    store_data: bool = False,
+    steps: int | None = None,
+    loss: float | None = None,
+    base_model: str | None = None,
+    snapshots: str | os.PathLike[str] | None = None,
+) -> CommitResult:
+    """Store the file or directory ``path`` as a new version on top of ``latest``.
+
+    When ``path`` is a Hugging Face Trainer checkpoint directory (it holds
+    ``trainer_state.json``), its step, last training and evaluation loss, learning curve and
+    (from ``adapter_config.json``) base model are recorded; explicit arguments win. Every
+    argument is checked before anything is stored. The objects are stored and synced under the
+    writers' lease; then one refs transaction publishes the version, built again on top of what
+    another writer published when ``latest`` moved (up to :data:`COMMIT_RETRIES` times).
+
+    Args:
+        parts: the repository's collaborators.
+        path: the file or directory to store.
+        message: what this version is (``description`` is the same, by the CLI's name
+            for it; give one of the two).
+        rehash: read every file even when the stat cache says it is unchanged.
+        name_version: give the version the next ``vNNN`` name (a backup has none).
+        move_latest: point ``latest`` at the new version.
+        parents: the parent versions; default ``[latest]`` when ``move_latest``, else none.
+        on_publish: called inside the refs transaction that publishes the version, with the
+            transaction, the version id and the version, so callers can set more refs (a
+            pin, ``base``) atomically with it.
+        data: training data files: path, size and BLAKE3 are recorded.
+        store_data: store the data files' bytes too (an attachment of the version).
+        steps: training steps.
+        loss: final training loss.
+        base_model: a base model's name, or a revision of this repository (its id is
+            recorded too when it resolves).
+        snapshots: a directory of learning-progress snapshots, stored with the version.
+
+    Raises:
+        PathNotFound: ``path``, a data file or the snapshots directory does not exist.
+        BadValue: a negative or non-integral step count, a loss that is not a finite number,
+            a data path that is not a file, a snapshots path that is not a directory.
+        BrokenParent: ``latest`` (or a given parent) is not a readable version; nothing a
+            ref names is written.
+    """
+    if message is None:
+        message = description
+    elif description is not None and description != message:
+        raise BadValue("description", description, "differs from the message given too")
+    if message is None:
+        raise BadValue("description", "", "a version needs a description (message)")
+    canonical_json(dict(meta or {}))  # NaN and the like are refused before anything is stored
+    tags = list(dict.fromkeys(tags))  # '--tag x --tag x' names one tag, not a conflict
+    for t in tags:
+        check_tag_name(t)
+    existing = parts.refs.read()
+    for t in tags:
+        if TAGS + t in existing.refs:
+            raise TagError(f"tag {t} already exists (move it with 'vault tag --force')")
+    progress = progress or NullProgress()
+    store = parts.store
+    cache = (
+        StatCache.load(parts.root / STAT_CACHE) if parts.root is not None else StatCache.memory()
+    )
+
+    training = _training(
+        parts, path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
+    )
+    entries = scan(Path(path), exclude=parts.guarded(path))
+    extra = _attachment_entries(parts, training, data, store_data, snapshots)
+    with parts.writing() as lease:
+        every = [*entries, *(e for group in extra.values() for e in group)]
+        progress.start("commit", sum(e.size for e in every if e.kind == KIND_FILE))
+        try:
+            start = existing.refs.get(LATEST)
+            bases = tuple(o for o in (existing.refs.get(BASE),) if o is not None)
+            deltas = DeltaBases(store, start, bases)
+            stored = store_tree(
+                store, entries, progress=progress, deltas=deltas, cache=cache, rehash=rehash
+            )
+            attachments: dict[str, Oid] = {}
+            for role, group in extra.items():
+                att = store_tree(store, group, progress=progress)
+                attachments[role] = att.tree
+                stored.new_bytes += att.new_bytes
+                stored.stored_bytes += att.stored_bytes
+            store.sync()
+        except BaseException:
+            store.discard()  # our temporary files; nothing was published
+            raise
+        finally:
+            progress.finish()
+        summary = message.splitlines()[0] if message else ""
+        for attempt in range(COMMIT_RETRIES):
+            try:
+                with parts.refs.transaction(
+                    f"commit: {summary}", before_publish=lease.check
+                ) as txn:
+                    for t in tags:
+                        if txn.get(TAGS + t) is not None:
+                            raise TagError(f"tag {t} already exists")
+                    parent = txn.get(LATEST)
+                    if parents is not None:
+                        version_parents = tuple(parents)
+                    elif move_latest and parent:
+                        version_parents = (parent,)
+                    else:
+                        version_parents = ()
+                    for p in version_parents:  # read now: a child names only versions
+                        try:
+                            store.get_version(p)
+                        except VaultError as exc:
+                            ref = LATEST if p == parent else "parent"
+                            raise BrokenParent(ref, p, exc.message) from None
+                    name = txn.allocate_version_name() if name_version else None
+                    version = Version(
+                        tree=stored.tree,
+                        parents=version_parents,
+                        message=message,
+                        created=now_iso(),
+                        name=name,
+                        meta=dict(meta or {}),
+                        size=stored.bytes,
+                        files=stored.tree_obj.file_count,
+                        training=training,
+                        attachments=attachments,
+                    )
+                    res = store.put(version.to_bytes(), compress=False)
+                    store.sync()
+                    crashpoint("version-written")
+                    if name is not None:
+                        txn.set(VERSIONS + name, res.oid, expected=None)
+                    if move_latest:
+                        txn.set(LATEST, res.oid, expected=parent)
+                    for t in tags:
+                        txn.set(TAGS + t, res.oid, expected=None)
+                    if on_publish is not None:
+                        on_publish(txn, res.oid, version)
+                break
+            except RefConflict:
+                # Another writer moved latest (or took the name) after we read it: build
+                # the version again on top of what it published.
+                if attempt == COMMIT_RETRIES - 1:
+                    raise
+    cache.save()  # only now: the manifests it names are durable and named
+    return CommitResult(
+        version=name,
+        id=res.oid,
+        tree=stored.tree,
+        files=stored.tree_obj.file_count,
+        bytes=stored.bytes,
+        new_bytes=stored.new_bytes,
+        stored_bytes=stored.stored_bytes + res.stored,
+        parents=list(version.parents),
+        tags=list(tags),
+        unchanged_files=stored.unchanged_files,
+    )
+
+
+def _training(
+    parts: Parts,
+    path: str | os.PathLike[str],
+    *,
+    data: Paths,
+    store_data: bool,
+    steps: int | None,
+    loss: float | None,
+    base_model: str | None,
+) -> dict[str, Any]:
+    """The ``training`` record of a new version: checkpoint values, overridden by arguments."""
+    out: dict[str, Any] = {}
+    checkpoint = meta_mod.read_checkpoint(path)
+    if checkpoint is not None:
+        out.update(
+            steps=checkpoint.steps,
+            loss=checkpoint.loss,
+            eval_loss=checkpoint.eval_loss,
+            base_model=checkpoint.base_model,
+        )
+        if checkpoint.curve:
+            # The curve stays in the committed trainer_state.json; the version names it.
+            out["curve"] = meta_mod.TRAINER_STATE
+    if steps is not None:
+        out["steps"] = meta_mod.check_steps(steps)
+    if loss is not None:
+        out["loss"] = meta_mod.check_loss(loss)
+    if base_model is not None:
+        if not isinstance(base_model, str) or not base_model.strip():
+            raise BadValue("base model", base_model, "expected a name or a revision")
+        out["base_model"] = base_model.strip()
+    if out.get("base_model"):
+        with contextlib.suppress(VaultError):  # else a model's name, not one of our versions
+            out["base_model_id"] = parts.resolve(out["base_model"])
+    records: dict[str, dict[str, Any]] = {}
+    for f in data:
+        record = meta_mod.data_record(f, stored=store_data)
+        records.setdefault(record["path"], record)
+    if records:
+        out["data"] = list(records.values())
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _attachment_entries(
+    parts: Parts,
+    training: dict[str, Any],
+    data: Paths,
+    store_data: bool,
+    snapshots: str | os.PathLike[str] | None,
+) -> dict[str, list[SourceEntry]]:
+    """The entries of the trees stored with the version, by role; counts ``snapshots``."""
+    out: dict[str, list[SourceEntry]] = {}
+    if store_data and training.get("data"):
+        # A stored data file's tree path is its recorded absolute path without the leading
+        # "/", so files of the same name from different folders never collide.
+        entries = {}
+        for f in data:
+            (entry,) = scan(Path(f))
+            rel = meta_mod.data_path(f).lstrip("/")
+            entries[rel] = replace(entry, path=rel)
+        out["data"] = [entries[k] for k in sorted(entries)]
+    if snapshots is not None:
+        where = Path(snapshots)
+        if where.exists() and not where.is_dir():
+            raise BadValue("snapshots", str(snapshots), "is not a directory")
+        found = scan(where, exclude=parts.local_paths())
+        training["snapshots"] = len({e.path.split("/", 1)[0] for e in found})
+        if found:
+            out["snapshots"] = found
+    return out

@@ -36,7 +36,7 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import util as importlib_util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import (
     AdapterMismatch,
@@ -52,13 +52,16 @@ from ..errors import (
 from ..faults import crashpoint
 from ..ids import Oid
 from ..ml.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterConfig, check_adapter, parse_config
-from ..ml.tensors import Header, StoredFile, TensorInfo, read_header_path
+from ..ml.tensors import StoredFile, read_header_path
 from ..objects import KIND_FILE, Tree, Version
 from ..refs import BASE, VERSIONS, Transaction, version_number
+from ..revisions import resolve
+from ..safetensors_format import Header, TensorInfo
 from . import pins as pins_op
-
-if TYPE_CHECKING:
-    from ..repo import Repository
+from .checkout import checkout_version
+from .commit import commit
+from .parts import Parts
+from .versions import version_names, version_tree
 
 log = logging.getLogger("vault")
 
@@ -111,14 +114,14 @@ class Source:
     """A base or an adapter: a directory of the user's, or a stored version.
 
     Args:
-        repo: the repository.
+        parts: the repository's collaborators.
         arg: what the user gave: a directory (when one exists there) or a revision.
         role: ``base`` or ``adapter``, for messages.
     """
 
-    def __init__(self, repo: Repository, arg: str | os.PathLike[str], role: str) -> None:
+    def __init__(self, parts: Parts, arg: str | os.PathLike[str], role: str) -> None:
         arg = os.fspath(arg)
-        self.repo = repo
+        self.parts = parts
         self.arg = arg
         self.role = role
         self.path: Path | None = None
@@ -128,15 +131,16 @@ class Source:
         if Path(arg).is_dir():
             self.path = Path(arg)
             return
+        refs = parts.refs.read()
         try:
-            self.oid = repo.resolve(arg)
+            self.oid = resolve(arg, refs, parts.store)
         except UnknownRevision:
             raise ConsolidateError(
                 f"{role} {arg!r} is neither a directory nor a revision of this repository"
             ) from None
-        version = repo.store.get_version(self.oid)
-        self.name = _version_name(repo, self.oid) or version.name
-        self._tree = repo.store.get_tree(version.tree)
+        names, _ = version_names(refs)
+        self.name = names.get(self.oid) or parts.store.get_version(self.oid).name
+        self._tree = version_tree(parts.store, refs, self.oid, arg)
 
     def files(self) -> list[str]:
         """Relative paths of its regular files."""
@@ -144,9 +148,9 @@ class Source:
             return [e.path for e in self._tree.entries if e.kind == KIND_FILE]
         assert self.path is not None
         out = []
-        repo_root = self.repo.root.resolve()
+        skip = {p.resolve() for p in self.parts.local_paths()}
         for d, dirnames, names in os.walk(self.path):
-            dirnames[:] = [n for n in dirnames if (Path(d) / n).resolve() != repo_root]
+            dirnames[:] = [n for n in dirnames if (Path(d) / n).resolve() not in skip]
             for f in names:
                 full = Path(d) / f
                 if full.is_file() and not full.is_symlink():
@@ -167,7 +171,7 @@ class Source:
                 return (self.path / rel).read_bytes()
             except FileNotFoundError:
                 raise PathNotFound(str(self.path / rel)) from None
-        reader = StoredFile.open(self.repo.store, self._entry_oid(rel), rel)
+        reader = StoredFile.open(self.parts.store, self._entry_oid(rel), rel)
         return reader.read(0, reader.size)
 
     def header(self, rel: str) -> Header:
@@ -176,25 +180,18 @@ class Source:
             if not (self.path / rel).is_file():
                 raise PathNotFound(str(self.path / rel))
             return read_header_path(self.path / rel)
-        return StoredFile.open(self.repo.store, self._entry_oid(rel), rel).header()
+        return StoredFile.open(self.parts.store, self._entry_oid(rel), rel).header()
 
     def describe(self) -> str:
         """How messages name it."""
         return str(self.path) if self.path is not None else (self.name or str(self.oid)[:12])
 
 
-def _version_name(repo: Repository, oid: Oid) -> str | None:
-    for key, value in repo.refs.read().refs.items():
-        if key.startswith(VERSIONS) and value == oid:
-            return key[len(VERSIONS) :]
-    return None
-
-
-def _named_with_tree(repo: Repository, tree: Oid) -> tuple[Oid, str] | None:
+def _named_with_tree(parts: Parts, tree: Oid) -> tuple[Oid, str] | None:
     """The newest named version whose tree is ``tree``, if any."""
-    named = repo.refs.read().names_for(VERSIONS)
+    named = parts.refs.read().names_for(VERSIONS)
     for name in sorted(named, key=lambda n: version_number(n) or 0, reverse=True):
-        if repo.store.get_version(named[name]).tree == tree:
+        if parts.store.get_version(named[name]).tree == tree:
             return named[name], name
     return None
 
@@ -215,7 +212,7 @@ class Plan:
 
 
 def check(
-    repo: Repository,
+    parts: Parts,
     base: str | os.PathLike[str],
     adapter: str | os.PathLike[str],
     *,
@@ -231,8 +228,8 @@ def check(
     for f in training_data:
         if not Path(f).is_file():
             raise PathNotFound(str(f))
-    b = Source(repo, base, "base")
-    a = Source(repo, adapter, "adapter")
+    b = Source(parts, base, "base")
+    a = Source(parts, adapter, "adapter")
     if (b.path and a.path and b.path.resolve() == a.path.resolve()) or (b.oid and b.oid == a.oid):
         raise ConsolidateError("the base and the adapter are the same")
     adapter_files = set(a.files())
@@ -286,7 +283,7 @@ def _dominant_dtype(tensors: dict[str, TensorInfo]) -> str:
 
 
 def consolidate(
-    repo: Repository,
+    parts: Parts,
     base: str | os.PathLike[str],
     adapter: str | os.PathLike[str],
     *,
@@ -295,34 +292,54 @@ def consolidate(
     dtype: str | None = None,
     remove_adapter_dir: bool = False,
 ) -> ConsolidateResult:
-    """Merge ``adapter`` into ``base`` and commit the result; see the module docstring."""
-    plan = check(repo, base, adapter, training_data=training_data, dtype=dtype)
+    """Merge the LoRA adapter ``adapter`` into ``base`` (each a directory or a revision) and
+    commit the merged model as the next version, ``latest`` and ``base``, with lineage
+    metadata; the base and the adapter are pinned as ``pre_consolidation`` in the same
+    transaction. Any failure leaves every ref and the user's directories as they were. The
+    steps are those of the module docstring.
+
+    Args:
+        parts: the repository's collaborators.
+        base: the base model: a directory, else a revision.
+        adapter: the LoRA adapter: a directory, else a revision.
+        message: the merged version's description.
+        training_data: data files recorded with the version (path, size, BLAKE3).
+        dtype: ``bf16``, ``fp16`` or ``fp32``; default: the base's.
+        remove_adapter_dir: delete the adapter's directory once the merged version is
+            stored (step 5).
+
+    Raises:
+        AdapterMismatch: the adapter targets a module the base lacks, or shapes differ.
+        ConsolidateError: the base or adapter is not a model, or is the other one.
+        MissingExtra: torch, transformers or peft are not installed.
+    """
+    plan = check(parts, base, adapter, training_data=training_data, dtype=dtype)
     for w in plan.warnings:
         log.warning("%s", w)
     crashpoint("consolidate-checked")
     summary = message.splitlines()[0] if message else ""
-    with repo._writing():  # held until the pins are published: gc must not take step 2's objects
+    with parts.writing():  # held until the pins are published: gc must not take step 2's objects
         for src in (plan.base, plan.adapter):
             if src.oid is None:
                 assert src.path is not None
-                res = repo.commit(
+                res = commit(
+                    parts,
                     src.path,
                     f"{pins_op.PRE_CONSOLIDATION}: {src.role} of '{summary}'",
                     name_version=False,
                     move_latest=False,
                 )
                 # A directory that holds exactly a named version is that version.
-                src.oid, src.name = _named_with_tree(repo, Oid(res.tree)) or (Oid(res.id), None)
+                src.oid, src.name = _named_with_tree(parts, Oid(res.tree)) or (Oid(res.id), None)
         crashpoint("consolidate-pinned")
-        (repo.root / "tmp").mkdir(exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=repo.root / "tmp"))
+        work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=parts.backend.scratch_dir()))
         try:
             merged = work / "merged"
-            base_dir = _materialise(repo, plan.base, work / "base")
-            adapter_dir = _materialise(repo, plan.adapter, work / "adapter")
-            versions = merge(base_dir, adapter_dir, merged, plan.dtype, skip=repo.root)
+            base_dir = _materialise(parts, plan.base, work / "base")
+            adapter_dir = _materialise(parts, plan.adapter, work / "adapter")
+            versions = merge(base_dir, adapter_dir, merged, plan.dtype, skip=parts.root)
             crashpoint("consolidate-merged")
-            result = _publish(repo, plan, merged, message, training_data, versions)
+            result = _publish(parts, plan, merged, message, training_data, versions)
             crashpoint("consolidate-committed")
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -332,16 +349,16 @@ def consolidate(
     return result
 
 
-def _materialise(repo: Repository, src: Source, dest: Path) -> Path:
+def _materialise(parts: Parts, src: Source, dest: Path) -> Path:
     """The directory to load ``src`` from: the user's, or a verified checkout of the version."""
     if src.path is not None:
         return src.path
-    repo.checkout(str(src.oid), dest)
+    checkout_version(parts, str(src.oid), dest)
     return dest
 
 
 def _publish(
-    repo: Repository,
+    parts: Parts,
     plan: Plan,
     merged: Path,
     message: str,
@@ -377,7 +394,8 @@ def _publish(
                 )
             )
 
-    res = repo.commit(
+    res = commit(
+        parts,
         merged,
         message,
         meta={"lineage": lineage},

@@ -8,17 +8,23 @@ checkpoints. The codec keeps the delta only when it pays (see :mod:`vault.codec`
 
 from __future__ import annotations
 
-import json
-import struct
-
+from .. import codec
 from ..chunking import safetensors_layout
-from ..errors import VaultError
+from ..errors import NotSafetensors, VaultError
 from ..ids import Oid
 from ..objects import KIND_FILE, ChunkRef, TreeEntry
+from ..safetensors_format import parse
 from ..store import ObjectStore
 
 MAX_VERSIONS = 32
 """How many versions back (first parents) a path is looked for."""
+
+DELTA_DEPTH = 2
+"""Longest delta chain this writer makes (the format allows :data:`codec.MAX_DEPTH`). A new
+delta whose nearest base is already this deep is made against that base's own base instead:
+merged model 3 against merged model 1, not 2. Measured on the benchmark series against a
+limit of 4: stored bytes 0.1917 -> 0.1923 of logical, the commit of merged-3 2.66 s -> 1.15 s
+(in-process, same session), and a read decodes at most 2 bases."""
 
 PieceKey = tuple[str, int]
 
@@ -80,26 +86,35 @@ class DeltaBases:
                 continue
             try:
                 return self._pieces(entry.file)
-            except (VaultError, ValueError, KeyError, TypeError, RecursionError, struct.error):
+            except VaultError:  # NotSafetensors included: no delta, never a failed commit
                 return None
+        return None
+
+    def usable(self, base: Oid) -> Oid | None:
+        """``base``, or the first object down its delta chain that a new delta may sit on
+        (depth below :data:`DELTA_DEPTH`), so reads stay short; ``None`` when the chain cannot
+        be read."""
+        for _ in range(codec.MAX_DEPTH + 1):
+            header = self.store.head(base)
+            if header is None:
+                return None
+            if header.depth < DELTA_DEPTH or header.base is None:
+                return base
+            base = Oid(header.base)
         return None
 
     def _pieces(self, file_oid: Oid) -> dict[PieceKey, ChunkRef] | None:
         chunks = self.store.get_file(file_oid).chunks
         if not chunks:
             return None
-        head = self.store.get(chunks[0].oid, size=chunks[0].size)
-        if len(head) < 8:
-            return None
-        (n,) = struct.unpack_from("<Q", head)
-        if len(head) != 8 + n:
-            return None  # not cut along a safetensors layout
-        header = json.loads(head[8:])
-        if not isinstance(header, dict):
-            return None
         size = sum(c.size for c in chunks)
-        layout = safetensors_layout(n, header, size)
-        if layout is None or len(layout) != len(chunks):
+        try:
+            # vault cuts a safetensors file's header into its first chunk: no more to read.
+            header = parse(self.store.get(chunks[0].oid, size=chunks[0].size), size, file_oid)
+        except NotSafetensors:
+            return None
+        layout = safetensors_layout(header)
+        if len(layout) != len(chunks):
             return None
         out: dict[PieceKey, ChunkRef] = {}
         for ((_, length), info), chunk in zip(layout, chunks, strict=True):

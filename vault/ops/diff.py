@@ -19,9 +19,13 @@ from typing import Any
 
 from ..errors import NotSafetensors
 from ..ids import Oid
-from ..ml.tensors import BLOCK, ITEMSIZE, Header, StoredFile, TensorInfo, decode_numpy, numpy
+from ..ml.tensors import BLOCK, StoredFile, decode_numpy, numpy
 from ..objects import KIND_FILE, Tree, TreeEntry
+from ..revisions import resolve
+from ..safetensors_format import ITEMSIZE, Header, TensorInfo
 from ..store import ObjectStore
+from .parts import Parts
+from .versions import version_tree
 
 ADDED = "added"
 REMOVED = "removed"
@@ -85,6 +89,20 @@ def _entry_key(e: TreeEntry) -> tuple[object, ...]:
 
 def _is_safetensors(e: TreeEntry | None) -> bool:
     return e is not None and e.kind == KIND_FILE and e.path.endswith(".safetensors")
+
+
+def diff(parts: Parts, rev_a: str, rev_b: str) -> DiffResult:
+    """What changed from the version ``rev_a`` to ``rev_b``; see the module docstring.
+
+    Raises:
+        UnknownRevision: either names no version.
+        FilesCollected: gc has removed the files of either.
+    """
+    refs = parts.refs.read()
+    a, b = (
+        version_tree(parts.store, refs, resolve(r, refs, parts.store), r) for r in (rev_a, rev_b)
+    )
+    return diff_trees(parts.store, a, b)
 
 
 def diff_trees(store: ObjectStore, a: Tree, b: Tree) -> DiffResult:

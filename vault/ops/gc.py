@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
-import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .. import codec
-from ..backend import LocalBackend
+from ..backend import Backend
 from ..errors import BadValue, ObjectMissing
 from ..faults import crashpoint
 from ..ids import Oid
+from ..leases import EXCLUSIVE
 from ..progress import NullProgress, Progress
 from ..store import ObjectStore
+from .parts import Parts
 from .walk import delta_bases, reach
 
 DEFAULT_GRACE = "1h"
@@ -60,7 +59,7 @@ class GcPlan:
     doomed: dict[Oid, int] = field(default_factory=dict)
     young: int = 0
     reachable: int = 0
-    temp_files: list[tuple[Path, int]] = field(default_factory=list)
+    temp_files: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def objects(self) -> int:
@@ -75,7 +74,7 @@ class GcPlan:
 
 def plan(
     store: ObjectStore,
-    backend: LocalBackend,
+    backend: Backend,
     roots: set[Oid],
     grace: float,
     *,
@@ -92,7 +91,7 @@ def plan(
         if oid not in reachable:
             with contextlib.suppress(ObjectMissing):
                 reachable |= reach(store, {oid}).all()
-    cutoff = time.time() - grace
+    cutoff = backend.now() - grace
     old: dict[Oid, int] = {}
     young: set[Oid] = set()
     for oid, st in store.list():
@@ -106,7 +105,7 @@ def plan(
     for base in delta_bases(store, young):
         old.pop(base, None)
     out = GcPlan(reachable=len(reachable), young=len(young), doomed=_dependants_first(store, old))
-    out.temp_files = [(p, st.size) for p, st in backend.temp_files()]
+    out.temp_files = backend.temp_files()
     return out
 
 
@@ -123,7 +122,9 @@ def _dependants_first(store: ObjectStore, doomed: dict[Oid, int]) -> dict[Oid, i
     return {oid: doomed[oid] for oid in sorted(doomed, key=rank)}
 
 
-def execute(store: ObjectStore, p: GcPlan, progress: Progress | None = None) -> None:
+def execute(
+    store: ObjectStore, backend: Backend, p: GcPlan, progress: Progress | None = None
+) -> None:
     """Remove what the plan names, in its order. Safe to interrupt: only unreachable objects are
     touched, and a delta goes before its base."""
     progress = progress or NullProgress()
@@ -133,11 +134,48 @@ def execute(store: ObjectStore, p: GcPlan, progress: Progress | None = None) -> 
         store.delete(oid)
         crashpoint("gc-deleted")
         progress.advance(1)
-    for path, _ in p.temp_files:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)  # a killed consolidation's work folder
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+    for name, _ in p.temp_files:
+        backend.remove_temp(name)  # a killed consolidation's work folder too
         crashpoint("gc-deleted")
     progress.finish()
+
+
+@dataclass
+class GcResult:
+    """What gc removed (or would remove with ``dry_run``)."""
+
+    objects: int
+    bytes: int
+    dry_run: bool
+    grace_seconds: float
+    reachable: int
+    kept_young: int
+    temp_files: int
+
+
+def gc(
+    parts: Parts,
+    *,
+    grace: float | str = DEFAULT_GRACE,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> GcResult:
+    """Remove unreachable objects older than ``grace`` (seconds or a duration string), under
+    the exclusive lease; ``dry_run`` only plans, and takes no lease."""
+    seconds = parse_duration(grace) if isinstance(grace, str) else float(grace)
+
+    def run() -> GcPlan:
+        history = parts.refs.recent_ids(time.time() - seconds)
+        roots = set(parts.refs.read().refs.values())
+        p = plan(parts.store, parts.backend, roots, seconds, history=history)
+        if not dry_run:
+            execute(parts.store, parts.backend, p, progress)
+            parts.locks.remove_stale()
+        return p
+
+    if dry_run:
+        p = run()
+    else:
+        with parts.locks.hold(EXCLUSIVE):
+            p = run()
+    return GcResult(p.objects, p.bytes, dry_run, seconds, p.reachable, p.young, len(p.temp_files))

@@ -5,8 +5,8 @@ expiry) sits beside it in the same document, so the two are published together. 
 is an ordinary ref, gc, verify and every other walk over the refs keep what a pin reaches with
 no special case. A backup is an unnamed version with a pin on it.
 
-This module holds the pure parts: names, descriptions, and the cleanup plan. The repository
-(:class:`vault.repo.Repository`) runs them inside its locks and transactions.
+This module holds names, descriptions and the cleanup plan, and the verbs ``pin``, ``unpin`` and
+``backup list``; a backup itself (a commit and a pin at once) is :mod:`vault.ops.backup`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import BadValue, PinError
+from ..errors import BadValue, PinError, VaultError
 from ..ids import Oid
 from ..refs import PINS, VERSIONS, RefsDoc, Transaction
-from ..revisions import check_tag_name
+from ..revisions import check_tag_name, resolve
+from ..store import ObjectStore
+from .parts import Parts
+from .versions import check_files_kept, version_names
 
 PRE_CONSOLIDATION = "pre_consolidation"
 PRE_DELETION = "pre_deletion"
@@ -275,23 +278,89 @@ def select_for_cleanup(
     return unpin, keep
 
 
-@dataclass
-class DeleteResult:
-    """What ``vault delete`` did.
+# -- the verbs ---------------------------------------------------------------------------------
 
-    Attributes:
-        version: the name the version had.
-        id: its id.
-        pin: the ``pre_deletion`` pin that keeps it restorable.
-        tags: tags removed with it.
-        latest: the id ``latest`` holds afterwards (``None`` when no named version is left).
-        base: the id ``base`` holds afterwards (``None`` when it named the deleted version, or
-            no consolidation has set it).
+
+def pin_list(store: ObjectStore, refs: RefsDoc) -> list[PinInfo]:
+    """Every pin in ``refs``, oldest first, each with the name of the version it keeps."""
+    names, _ = version_names(refs)
+    labels: dict[Oid, str | None] = {}
+    for oid in set(refs.names_for(PINS).values()):
+        label = names.get(oid)
+        if label is None:  # a deleted version is still called by the name it had
+            try:
+                label = store.get_version(oid).name
+            except VaultError:
+                label = None
+        labels[oid] = label
+    return pin_infos(refs, labels)
+
+
+def pin_info(store: ObjectStore, refs: RefsDoc, name: str) -> PinInfo:
+    """The pin ``name``.
+
+    Raises:
+        PinError: there is no such pin.
     """
+    for p in pin_list(store, refs):
+        if p.name == name:
+            return p
+    raise PinError(f"no such pin: {name}")
 
-    version: str
-    id: str
-    pin: PinInfo
-    tags: list[str]
-    latest: str | None
-    base: str | None = None
+
+def pins(parts: Parts, pin_type: str | None = None) -> list[PinInfo]:
+    """Every pin (of ``pin_type`` only, when given), oldest first."""
+    return [
+        p
+        for p in pin_list(parts.store, parts.refs.read())
+        if pin_type is None or p.type == pin_type
+    ]
+
+
+def pin(
+    parts: Parts,
+    rev: str,
+    *,
+    type: str,  # noqa: A002
+    reason: str,
+    name: str | None = None,
+    expires: str | None = None,
+    replace: bool = False,
+) -> PinInfo:
+    """Pin the version ``rev`` so that it and everything it reaches stay.
+
+    Args:
+        parts: the repository's collaborators.
+        rev: the version.
+        type: ``pre_consolidation``, ``pre_deletion``, ``pre_restore``, ``emergency`` or any
+            word.
+        reason: why.
+        name: the pin's name (the rules of tag names); generated when ``None``.
+        expires: a duration (``30d``) or date after which ``backup cleanup`` drops it.
+        replace: move an existing pin of that name (e.g. keep ``best`` on the best
+            checkpoint) instead of refusing.
+
+    Raises:
+        UnknownRevision: ``rev`` names no version.
+        PinError: a bad name or type, or the pin exists and ``replace`` is false.
+        FilesCollected: gc has removed the version's files.
+    """
+    with parts.writing(), parts.refs.transaction(f"pin {rev}") as txn:
+        oid = resolve(rev, txn.doc, parts.store)
+        check_files_kept(parts.store, txn.doc, oid, rev)
+        made = set_pin(
+            txn, oid, type=type, reason=reason, name=name, expires=expires, replace=replace
+        )
+        return pin_info(parts.store, txn.doc, made)
+
+
+def unpin(parts: Parts, name: str) -> PinInfo:
+    """Remove the pin ``name``; what only it kept becomes garbage for gc.
+
+    Raises:
+        PinError: there is no such pin.
+    """
+    with parts.writing(), parts.refs.transaction(f"unpin {name}") as txn:
+        info = pin_info(parts.store, txn.doc, name)
+        txn.delete(PINS + name, expected=Oid(info.id))
+    return info

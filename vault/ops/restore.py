@@ -12,8 +12,8 @@ depth, see :mod:`vault.ops.names`) and the repository itself, wherever it lies i
 with the directories that hold them. A version that would need a file where one of those is is
 refused before anything changes.
 
-This module holds the file-system half; :meth:`vault.repo.Repository.restore` runs it after the
-pin is published.
+:func:`restore` is the verb; :func:`write_exactly` its file-system half, run once the pin is
+published.
 """
 
 from __future__ import annotations
@@ -23,13 +23,78 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UnsafePath, VaultError
-from ..objects import Tree
+from ..faults import crashpoint
+from ..objects import KIND_FILE, Tree
 from ..progress import Progress
+from ..refs import PINS
+from ..revisions import resolve
 from ..store import ObjectStore
+from . import backup as backup_op
 from .checkout import check_tree, checkout, identities, plan_swap
 from .names import is_reserved
-from .pins import PinInfo
+from .parts import Parts
+from .pins import PRE_RESTORE, PinInfo, pin_info
 from .swap import recover
+from .versions import check_files_kept, version_names, version_tree
+
+
+def restore(
+    parts: Parts, rev: str, dest: Path | None, *, progress: Progress | None = None
+) -> RestoreResult:
+    """Make ``dest`` hold exactly ``rev``'s files (see the module docstring).
+
+    Everything is checked (destination, revision, every file manifest) before anything
+    changes; then what ``dest`` holds is committed and pinned as ``pre_restore`` (unless a ref
+    keeps that tree already), and only then is ``dest`` written.
+
+    Raises:
+        NoDestination: ``dest`` is ``None``.
+        UnknownRevision: ``rev`` names no version.
+        UnsafePath: ``dest`` is not a directory or lies inside the repository; the version
+            holds an unsafe path, or needs a file where the repository, a ``.vault`` or a
+            directory holding one is. Nothing has changed then.
+        FilesCollected: gc has removed the version's files.
+    """
+    if dest is None:
+        raise NoDestination()
+    store = parts.store
+    refs = parts.refs.read()
+    oid = resolve(rev, refs, store)
+    tree = version_tree(store, refs, oid, rev)
+    check_files_kept(store, refs, oid, rev)
+    for entry in tree.entries:  # fail on a damaged or collected version before any change
+        if entry.kind == KIND_FILE and entry.file is not None:
+            store.get_file(entry.file)
+    prepare(tree, dest, parts.local_paths())
+    backup = None
+    if has_content(dest, parts.local_paths()):
+        backup = backup_op.backup(
+            parts,
+            dest,
+            type=PRE_RESTORE,
+            reason=f"content of {dest} before restoring {rev}",
+            unless_kept=True,
+            progress=progress,
+        )
+    crashpoint("restore-pinned")
+    write_exactly(store, tree, dest, keep=parts.local_paths(), progress=progress)
+    names, _ = version_names(parts.refs.read())
+    # A deleted version is still called by the name it had, as backup list calls it.
+    label = names.get(oid) or store.get_version(oid).name
+    dest_abs = os.path.abspath(dest)  # as checkout reports it, whatever the cwd
+    return RestoreResult(dest_abs, label, oid, tree.file_count, tree.size, backup)
+
+
+def restore_pin(
+    parts: Parts, pin: str, dest: Path | None, *, progress: Progress | None = None
+) -> RestoreResult:
+    """:func:`restore` the version the pin ``pin`` keeps.
+
+    Raises:
+        PinError: there is no pin ``pin``.
+    """
+    pin_info(parts.store, parts.refs.read(), pin)
+    return restore(parts, PINS + pin, dest, progress=progress)
 
 
 def has_content(dest: Path, keep: tuple[Path, ...] = ()) -> bool:
@@ -58,9 +123,10 @@ def check_destination(dest: Path, repo_root: Path) -> None:
         raise UnsafePath(str(dest), "destination lies inside the repository")
 
 
-def prepare(tree: Tree, dest: Path, repo_root: Path) -> None:
+def prepare(tree: Tree, dest: Path, protect: tuple[Path, ...]) -> None:
     """Refuse, before anything changes, a restore of ``tree`` into ``dest`` that could not go
     through whole; put back first what a killed checkout or restore left in ``dest``.
+    ``protect`` holds the repository's directory when it has one on this machine.
 
     Raises:
         UnsafePath: an unsafe tree, a destination inside the repository, or a version that
@@ -68,11 +134,12 @@ def prepare(tree: Tree, dest: Path, repo_root: Path) -> None:
         RecoveryFailed: what a killed checkout moved cannot be put back safely.
     """
     dest = Path(os.path.abspath(dest))
-    check_destination(dest, repo_root)
-    check_tree(tree, dest, (repo_root,))
+    for root in protect:
+        check_destination(dest, root)
+    check_tree(tree, dest, protect)
     if dest.is_dir():
         recover(dest)
-        plan_swap(tree, dest, exact=True, protect=identities((repo_root,)))
+        plan_swap(tree, dest, exact=True, protect=identities(protect))
 
 
 def write_exactly(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import VaultError
 from ..faults import crashpoint
-from ..fsutil import TMP_PREFIX, fsync_dir
+from ..fsutil import TMP_PREFIX, fsync_dir, process_alive
 
 STAGING_PREFIX = TMP_PREFIX + "checkout-"
 JOURNAL = "journal.json"
@@ -251,15 +251,7 @@ def _owner_alive(name: str) -> bool:
     if not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or process_alive(pid)
 
 
 def _read_journal(dest: Path, staging: Path, fd: int) -> SwapPlan | None:

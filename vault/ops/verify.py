@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from ..errors import CorruptObject, ObjectMissing
 from ..ids import Oid
 from ..memory import keep_large_buffers
-from ..objects import KIND_FILE
+from ..objects import KIND_FILE, Version
 from ..progress import NullProgress, Progress
+from ..revisions import resolve
 from ..store import ObjectStore
+from .parts import Parts
+from .versions import version_names
 
 
 @dataclass
@@ -51,12 +54,32 @@ class VerifyReport:
         return not self.damaged
 
 
+def verify_repository(
+    parts: Parts, rev: str | None = None, *, progress: Progress | None = None
+) -> VerifyReport:
+    """Re-hash every object reachable from every ref, or from the version ``rev`` only.
+
+    Every named version is a root; an ancestor no ref names (a deleted version) keeps only its
+    record, so of those only the records are re-read (see :mod:`vault.ops.walk`).
+    """
+    refs = parts.refs.read()
+    names, _ = version_names(refs)
+    roots = set(refs.refs.values()) if rev is None else {resolve(rev, refs, parts.store)}
+    return verify(
+        parts.store,
+        roots,
+        lambda oid: names.get(oid, oid[:12]),
+        history=rev is None,
+        progress=progress,
+    )
+
+
 def verify(
     store: ObjectStore,
     roots: Iterable[Oid],
     name_of: Callable[[Oid], str],
     *,
-    ancestors: bool = True,
+    history: bool = False,
     progress: Progress | None = None,
     workers: int = 2,
 ) -> VerifyReport:
@@ -64,9 +87,11 @@ def verify(
 
     Args:
         store: the object store.
-        roots: version ids to start from.
+        roots: version ids to start from; each is checked with everything it reaches.
         name_of: how to name a version in the report.
-        ancestors: follow parents.
+        history: also re-read the records of the ancestors, which history runs through (their
+            files are not looked for: gc keeps them only while a root does); damage found
+            there is reported against the root it was reached from.
         progress: receives bytes of chunks checked.
         workers: threads reading and hashing chunks.
     """
@@ -88,18 +113,16 @@ def verify(
             return None
 
     seen_versions: set[Oid] = set()
-    stack = list(roots)
+    read: dict[Oid, Version] = {}
     file_chunks: dict[Oid, list[Oid]] = {}
-    while stack:
-        vid = stack.pop()
+    for vid in roots:
         if vid in seen_versions:
             continue
         seen_versions.add(vid)
         version = load(vid, store.get_version, vid)
         if version is None:
             continue
-        if ancestors:
-            stack.extend(version.parents)
+        read[vid] = version
         for tree_oid in version.trees():  # the files, then attached data and snapshots
             tree = load(tree_oid, store.get_tree, vid)
             if tree is None:
@@ -118,6 +141,16 @@ def verify(
                     users[entry.file].add(vid)
                 for c in file_chunks[entry.file]:
                     users[c].add(vid)
+    if history:
+        stack = [(parent, vid) for vid, version in read.items() for parent in version.parents]
+        while stack:
+            vid, root = stack.pop()
+            if vid in seen_versions:
+                continue
+            seen_versions.add(vid)
+            version = load(vid, store.get_version, root)
+            if version is not None:
+                stack.extend((parent, root) for parent in version.parents)
     report.versions = len(seen_versions)
 
     progress.start("verify", sum(chunk_sizes.values()))

@@ -1,0 +1,51 @@
+"""``stats``: the repository's sizes, and what dedup and compression save."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..refs import VERSIONS
+from .parts import Parts
+from .walk import reach
+
+
+@dataclass
+class Stats:
+    """Sizes of the repository."""
+
+    versions: int
+    logical_bytes: int
+    unique_bytes: int
+    stored_bytes: int
+    chunks: int
+    objects: int
+    dedup_ratio: float
+    compression_ratio: float
+
+
+def stats(parts: Parts) -> Stats:
+    """Versions, logical and stored sizes, dedup and compression ratios."""
+    store = parts.store
+    refs = parts.refs.read()
+    named = set(refs.names_for(VERSIONS).values())
+    r = reach(store, set(refs.refs.values()))
+    logical = sum(store.get_version(v).size for v in named)
+    unique = sum(r.chunks.values())
+    stored = 0
+    chunk_stored = 0
+    objects = 0
+    for oid, st in store.list():
+        objects += 1
+        stored += st.size
+        if oid in r.chunks:
+            chunk_stored += st.size
+    return Stats(
+        versions=len(named),
+        logical_bytes=logical,
+        unique_bytes=unique,
+        stored_bytes=stored,
+        chunks=len(r.chunks),
+        objects=objects,
+        dedup_ratio=round(logical / unique, 4) if unique else 1.0,
+        compression_ratio=round(unique / chunk_stored, 4) if chunk_stored else 1.0,
+    )
