@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "vault.leases": 3,
     "vault.revisions": 3,
     "vault.config": 3,
+    "vault.remotes": 3,
     "vault.ml.tensors": 3,
     # 4: the verbs (every vault.ops module)
     "vault.ops": 4,

@@ -48,6 +48,9 @@ BASE = "base"
 VERSIONS = "versions/"
 TAGS = "tags/"
 PINS = "pins/"
+REMOTES = "remotes/"
+"""Remote-tracking refs: ``remotes/NAME/<ref>`` is what ``NAME``'s ``<ref>`` held when this
+repository last fetched from or pushed to it (see :mod:`vault.remotes`)."""
 VERSION_NAME_RE = re.compile(r"v(\d+)\Z")
 
 

@@ -123,8 +123,8 @@ class ObjectStore:
         self._verified.add(oid)
         return PutResult(oid, len(data), len(encoded))
 
-    def _intact(self, oid: Oid, size: int) -> bool:
-        """Whether ``oid`` is stored and reads back as ``size`` bytes hashing to its id."""
+    def _intact(self, oid: Oid, size: int | None) -> bool:
+        """Whether ``oid`` is stored and reads back (as ``size`` bytes) hashing to its id."""
         if oid in self._verified:
             return True
         try:
@@ -132,6 +132,27 @@ class ObjectStore:
         except (ObjectMissing, CorruptObject):
             return False
         return True
+
+    def put_raw(
+        self, oid: Oid, stored: bytes, *, size: int | None = None, defer: bool = False
+    ) -> PutResult:
+        """Store an object received in its stored encoding (from another repository), once it
+        decodes to content that hashes to ``oid``; an intact object already here is kept.
+
+        A delta's base must be readable from this store first (copy bases before deltas).
+
+        Args:
+            size: the content length the caller expects (as :meth:`get`).
+
+        Raises:
+            CorruptObject: ``stored`` is damaged, or is not the object ``oid``.
+        """
+        if self._intact(oid, size) and self.backend.ensure_durable(object_key(oid)):
+            return PutResult(oid, size or 0, 0)
+        data, _ = self._decode(oid, stored, size, codec.MAX_DEPTH)
+        self.backend.put(object_key(oid), stored, defer=defer)
+        self._verified.add(oid)
+        return PutResult(oid, len(data), len(stored))
 
     def sync(self) -> None:
         """Make every object put so far durable."""
@@ -165,10 +186,12 @@ class ObjectStore:
     ) -> tuple[bytes | bytearray, int]:
         """Content and delta depth of ``oid``; ``budget`` bounds the bases read on the way, so a
         damaged header naming a base in a loop is an error, not an endless recursion."""
-        try:
-            stored = self.backend.get(object_key(oid))
-        except FileNotFoundError:
-            raise ObjectMissing(oid) from None
+        return self._decode(oid, self.raw(oid), size, budget)
+
+    def _decode(
+        self, oid: Oid, stored: bytes, size: int | None, budget: int
+    ) -> tuple[bytes | bytearray, int]:
+        """Decode the stored encoding of ``oid`` (bounded as :meth:`get` says) and verify it."""
         try:
             header = codec.read_header(stored)
             if size is not None and header.size != size:
@@ -188,6 +211,18 @@ class ObjectStore:
             raise CorruptObject(oid, actual)
         self._verified.add(oid)
         return data, header.depth
+
+    def raw(self, oid: Oid) -> bytes:
+        """The stored encoding of ``oid`` as it lies on the backend, *not verified*: for copying
+        to another repository, whose :meth:`put_raw` verifies it.
+
+        Raises:
+            ObjectMissing: no object ``oid`` is stored.
+        """
+        try:
+            return self.backend.get(object_key(oid))
+        except FileNotFoundError:
+            raise ObjectMissing(oid) from None
 
     def _base_reader(self, size: int, budget: int):  # type: ignore[no-untyped-def]
         """Reads a delta's base, which must hold ``size`` bytes like the delta itself."""
