@@ -19,6 +19,13 @@ gc-planned         gc: the plan is made, nothing is deleted yet
 gc-deleted         gc: one more object or temporary file is deleted
 =================  ==========================================================================
 
+Push (``vault/ops/transfer.py``):
+
+=================  ==========================================================================
+push-sent          one more object is sent to the remote (in a pack: added to the pack)
+push-synced        every object is on the remote and durable; no remote ref has moved
+=================  ==========================================================================
+
 Checkout and restore (``vault/ops/checkout.py``, ``vault/ops/swap.py``):
 
 =================  ==========================================================================

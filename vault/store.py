@@ -154,6 +154,23 @@ class ObjectStore:
         self._verified.add(oid)
         return PutResult(oid, len(data), len(stored))
 
+    def verify_stored(self, oid: Oid, stored: bytes, size: int | None = None) -> None:
+        """Check that ``stored``, read from this store, is the intact object ``oid`` (a delta
+        through its bases here), before it is handed to :meth:`put_stored` of another store.
+
+        Raises:
+            CorruptObject: it is not.
+        """
+        self._decode(oid, stored, size, codec.MAX_DEPTH)
+
+    def put_stored(self, oid: Oid, stored: bytes, *, defer: bool = True) -> int:
+        """Store ``stored`` as the object ``oid`` as it is, the one place an id is taken from
+        the caller: the bytes must have passed :meth:`verify_stored` of the store they come
+        from (a push, where decoding here would read delta bases back over the network).
+        With ``defer``, published at the next :meth:`sync`; return the stored length."""
+        self.backend.put(object_key(oid), stored, defer=defer)
+        return len(stored)
+
     def sync(self) -> None:
         """Make every object put so far durable."""
         self.backend.sync()

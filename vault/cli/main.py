@@ -28,9 +28,33 @@ def cli(ctx: click.Context, repo_dir: str | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import backup, checkout, commit, consolidate, diff, init, log, maintenance, pin, tag
+    from . import (
+        backup,
+        checkout,
+        commit,
+        consolidate,
+        diff,
+        init,
+        log,
+        maintenance,
+        pin,
+        remote,
+        tag,
+    )
 
-    for module in (init, commit, log, checkout, tag, maintenance, diff, pin, backup, consolidate):
+    for module in (
+        init,
+        commit,
+        log,
+        checkout,
+        tag,
+        maintenance,
+        diff,
+        pin,
+        backup,
+        consolidate,
+        remote,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 
