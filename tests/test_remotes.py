@@ -3,10 +3,12 @@ SeaweedFS (tests/seaweed.py), with two repositories sharing one remote."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +342,76 @@ def test_push_to_s3_writes_nothing_secret(
     backend = S3Backend(s3_bucket, s3_prefix, endpoint_url=s3_server.endpoint)
     for key, _ in backend.list(""):
         assert secret.encode() not in backend.get(key), key
+
+
+def test_a_push_whose_server_dies_fails_in_one_line_and_completes_once_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server is killed while a push uploads: the push gives up within its timeout with
+    one line, no ref names anything on the remote; started again on the same data, the same
+    command completes, and what had arrived is not sent again."""
+    from seaweed import credentials_env, new_bucket, start_server
+
+    for name, value in credentials_env().items():
+        monkeypatch.setenv(name, value)
+    a = tmp_path / "a"
+    ok(vault(a, "init"))
+    for n in (1, 2, 3):
+        commit(a, write_model_dir(tmp_path / f"m{n}", n, shards=4, extra_bytes=6 << 20), str(n))
+    data_dir = tmp_path / "weed"
+    server = start_server(data_dir)  # not serving(): that removes the data at its end
+    try:
+        bucket = new_bucket(server)
+        url = f"s3://{bucket}/team"
+        ok(vault(a, "remote", "add", "origin", url))
+        env = {"AWS_ENDPOINT_URL": server.endpoint, "VAULT_S3_TIMEOUT": "5"}
+        proc = subprocess.Popen(
+            [*VAULT, "--repo", str(a), "push", "--json"],
+            env=vault_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        client = server.admin
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            listed = client.list_objects_v2(Bucket=bucket, Prefix="team/objects/")
+            if listed.get("KeyCount", 0) >= 8:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the push ended before the server could be killed"
+        server.kill()
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        assert time.monotonic() - t0 < 60
+        failed = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        assert_clean_error(failed, "unavailable")
+    finally:
+        server.stop()
+    # Back on the same data (new ports): nothing is named yet, and the push completes.
+    server = start_server(data_dir)
+    try:
+        env = {"AWS_ENDPOINT_URL": server.endpoint}
+        backend = S3Backend(bucket, "team", endpoint_url=server.endpoint)
+        arrived = {key for key, _ in backend.list("objects")}
+        assert arrived, "nothing arrived before the kill"
+        with contextlib.suppress(FileNotFoundError):
+            refs = json.loads(backend.get("refs.json"))["refs"]
+            assert not any(k.startswith("versions/") for k in refs), refs
+        done = as_json(vault(a, "push", "--json", **env))
+        assert done["versions"] == ["v001", "v002", "v003"]
+        assert done["skipped"] >= len(arrived) - 1  # at most one was cut off mid-way
+        b = tmp_path / "b"
+        cloned = subprocess.run(
+            [*VAULT, "clone", url, str(b), "--json"],
+            env=vault_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert json.loads(ok(cloned).stdout)["versions"] == ["v001", "v002", "v003"]
+        ok(vault(b / ".vault", "verify", **env))
+        ok(vault(b / ".vault", "checkout", "v003", str(tmp_path / "co"), **env))
+        assert snapshot(tmp_path / "co") == snapshot(tmp_path / "m3")
+    finally:
+        server.stop()
