@@ -415,3 +415,49 @@ def test_a_push_whose_server_dies_fails_in_one_line_and_completes_once_it_is_bac
         assert snapshot(tmp_path / "co") == snapshot(tmp_path / "m3")
     finally:
         server.stop()
+
+
+def test_deletions_and_tags_travel_both_ways(tmp_path: Path) -> None:
+    remote = str(tmp_path / "remote")
+    a, e = tmp_path / "a", tmp_path / "e"
+    for repo in (a, e):
+        ok(vault(repo, "init"))
+        ok(vault(repo, "remote", "add", "origin", remote))
+    for n in (1, 2, 3):
+        commit(a, write_checkpoint(tmp_path / f"c{n}", n), f"step {n}")
+    ok(vault(a, "push"))
+    # A repository with no versions of its own takes the remote's as they are.
+    pulled = as_json(vault(e, "pull", "--json"))
+    assert pulled["versions"] == ["v001", "v002", "v003"] and pulled["renamed"] == {}
+    assert as_json(vault(e, "log", "--json"))[0]["version"] == "v003"
+
+    ok(vault(a, "delete", "v003", "--confirm"))
+    assert as_json(vault(a, "push", "--json"))["versions"] == []
+    assert "versions/v003" not in remote_refs(remote)
+    ok(vault(e, "pull"))
+    log = as_json(vault(e, "log", "--json"))
+    assert [x["version"] for x in log] == ["v002", "v001"]  # the deletion came over
+    pins = as_json(vault(e, "backup", "list", "--json"))
+    assert [p["version"] for p in pins] == ["v003"]  # with the pin that keeps v003
+
+    ok(vault(e, "tag", "best", "v001"))
+    ok(vault(e, "push"))
+    assert as_json(vault(a, "push", "--json"))["objects"] == 0  # a tag it never saw is kept
+    assert "tags/best" in remote_refs(remote)
+    ok(vault(a, "pull"))
+    assert [t["name"] for t in as_json(vault(a, "tag", "--json"))] == ["best"]
+
+    # The remote gave v004 and deleted it since: a local v004 never pushed must move on.
+    commit(a, write_checkpoint(tmp_path / "c4", 4), "step 4")
+    ok(vault(a, "push"))
+    ok(vault(a, "delete", "v004", "--confirm"))
+    ok(vault(a, "push"))
+    mine = commit(e, write_checkpoint(tmp_path / "c5", 5), "e's step")
+    assert mine == "v004"
+    assert_clean_error(vault(e, "push"), "pull")
+    pulled = as_json(vault(e, "pull", "--json"))
+    assert pulled["renamed"] == {"v004": "v005"}
+    ok(vault(e, "push"))
+    assert as_json(vault(a, "pull", "--json"))["versions"] == ["v005"]
+    ok(vault(a, "checkout", "v005", str(tmp_path / "co")))
+    assert snapshot(tmp_path / "co") == snapshot(tmp_path / "c5")

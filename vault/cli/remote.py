@@ -82,11 +82,12 @@ def push(ctx: Context, remote_name: str | None, as_json: bool) -> None:
             }
         )
         return
-    if not result.objects and not result.versions:
+    if not result.objects and not result.refs:
         click.echo(f"{result.remote} is up to date")
         return
     news = f"; new there: {', '.join(result.versions)}" if result.versions else ""
-    click.echo(f"pushed {_summary(result.objects, result.bytes)} to {result.remote}{news}")
+    moves = f", {result.refs} ref(s) moved" if result.refs else ""
+    click.echo(f"pushed {_summary(result.objects, result.bytes)}{moves} to {result.remote}{news}")
 
 
 @click.command()

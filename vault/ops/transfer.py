@@ -56,6 +56,7 @@ class TransferResult:
         skipped: objects the push needed that the receiving side had already.
         versions: version names that became new on the receiving side.
         renamed: local versions a pull placed after the remote's, old name to new.
+        refs: refs moved on the receiving side (tracking refs not counted).
     """
 
     remote: str
@@ -64,6 +65,7 @@ class TransferResult:
     skipped: int = 0
     versions: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)
+    refs: int = 0
 
 
 # -- which refs travel -------------------------------------------------------------------------
@@ -187,7 +189,7 @@ def push(
     theirs = remote.refs.read()
     target = _push_target(ours, theirs, name)
     if target.refs == theirs.refs and target.pins == theirs.pins:
-        _record_tracking(local, name, theirs, "push")
+        _record_tracking(local, name, _pushed(ours, name, theirs, target), "push")
         return result
     with remote.writing() as lease:
         theirs = remote.refs.read()
@@ -205,6 +207,7 @@ def push(
             try:
                 with remote.refs.transaction(reason, before_publish=lease.check) as txn:
                     _apply(txn, theirs, target)
+                result.refs = len(txn.moves)
                 break
             except RefConflict:
                 # Another pusher moved a ref this push moves. If it brought versions this
@@ -215,7 +218,7 @@ def push(
         else:
             raise RemoteError(f"the remote {name} kept changing under this push: try again")
     result.versions = _by_number(set(_versions(target.refs)) - set(_versions(theirs.refs)))
-    _record_tracking(local, name, target, "push")
+    _record_tracking(local, name, _pushed(ours, name, theirs, target), "push")
     return result
 
 
@@ -223,20 +226,30 @@ def _push_target(ours: RefsDoc, theirs: RefsDoc, name: str) -> RefsDoc:
     """The refs document the remote gets, or :class:`RemoteError` when it moved on."""
     seen = tracked(ours, name)
     mine = own_refs(ours)
-    unknown = []
-    for ref, oid in theirs.refs.items():
-        if ref.startswith(VERSIONS) and mine.get(ref) != oid and seen.get(ref) != oid:
-            unknown.append(ref[len(VERSIONS) :])
-    for ref in mine:
-        number = version_number(ref[len(VERSIONS) :]) if ref.startswith(VERSIONS) else None
-        # A name the remote gave to another version since, even if deleted there by now.
-        given = number is not None and number < theirs.next_version
-        if given and ref not in theirs.refs and ref not in seen:
-            unknown.append(ref[len(VERSIONS) :])
+    unknown = [
+        ref[len(VERSIONS) :]
+        for ref, oid in theirs.refs.items()
+        if ref.startswith(VERSIONS) and mine.get(ref) != oid and seen.get(ref) != oid
+    ]
     if unknown:
         raise RemoteError(
             f"the remote {name} has versions this repository lacks"
-            f" ({', '.join(_by_number(set(unknown))[:5])}): run 'vault pull {name}' first"
+            f" ({', '.join(_by_number(unknown)[:5])}): run 'vault pull {name}' first"
+        )
+    # A local name the remote has given (its number is below the remote's next one) but does
+    # not hold: given there to another version, or deleted there since this repository saw it.
+    given = [
+        ref[len(VERSIONS) :]
+        for ref in mine
+        if ref.startswith(VERSIONS)
+        and ref not in theirs.refs
+        and (version_number(ref[len(VERSIONS) :]) or 0) < theirs.next_version
+        and ref not in seen
+    ]
+    if given:
+        raise RemoteError(
+            f"the remote {name} no longer holds {', '.join(_by_number(given)[:5])} as this"
+            f" repository does: run 'vault pull {name}' first"
         )
     refs = dict(theirs.refs)
     pins = {k: dict(v) for k, v in theirs.pins.items()}
@@ -302,11 +315,23 @@ def _present(store: ObjectStore, oids: dict[Oid, int | None]) -> set[Oid]:
     return {oid for oid in oids if store.has(oid)}
 
 
-def _record_tracking(local: Parts, name: str, theirs: RefsDoc, verb: str) -> None:
-    """Make ``remotes/NAME/*`` what the remote's refs are now."""
+def _pushed(ours: RefsDoc, name: str, theirs: RefsDoc, target: RefsDoc) -> dict[str, Oid]:
+    """What the tracking refs hold after a push: this repository's refs as sent, without those
+    it deleted there. Refs of other writers it has not fetched stay unseen, so that a pull
+    still takes them in."""
+    out = tracked(ours, name)
+    for ref in theirs.refs.keys() - target.refs.keys():
+        out.pop(ref, None)
+    for ref in own_refs(ours):
+        out[ref] = target.refs[ref]
+    return out
+
+
+def _record_tracking(local: Parts, name: str, theirs: dict[str, Oid], verb: str) -> None:
+    """Make ``remotes/NAME/*`` hold ``theirs`` (the remote's refs as far as they are known)."""
     prefix = f"{REMOTES}{name}/"
     doc = local.refs.read()
-    now = {prefix + k: v for k, v in theirs.refs.items()}
+    now = {prefix + k: v for k, v in theirs.items()}
     old = {k: v for k, v in doc.refs.items() if k.startswith(prefix)}
     if now == old:
         return
@@ -346,7 +371,7 @@ def fetch(
         _fetch_objects(copier, set(theirs.refs.values()), progress)
         result.objects, result.bytes = copier.objects, copier.bytes
         lease.check()
-    _record_tracking(local, name, theirs, "fetch")
+    _record_tracking(local, name, theirs.refs, "fetch")
     result.versions = _by_number(
         n for n, oid in _versions(theirs.refs).items() if before.get(VERSIONS + n) != oid
     )
@@ -450,16 +475,19 @@ def _integrate(
         for n in _by_number(my_versions)
         if my_versions[n] not in their_oids and before.get(VERSIONS + n) != my_versions[n]
     ]
+    # They move after the remote's when it has new versions, or gave one of their names.
+    given = any((version_number(n) or 0) < remote_doc.next_version for n in unpushed)
+    rebase = bool(unpushed) and (bool(new) or given)
     txn.doc.next_version = max(txn.doc.next_version, remote_doc.next_version)
     moved: dict[Oid, Oid] = {}
     renamed: dict[str, str] = {}
     tip = theirs.get(LATEST)
-    if new and unpushed:
+    if rebase:
         for old_name in unpushed:
             txn.delete(VERSIONS + old_name, expected=my_versions[old_name])
     for n in new:
         txn.set(VERSIONS + n, their_versions[n])
-    if new and unpushed:
+    if rebase:
         # A rebase: each never-pushed version again, on top of the remote's latest, in order.
         for old_name in unpushed:
             old_oid = my_versions[old_name]
@@ -479,25 +507,31 @@ def _integrate(
                     txn.set_pin(ref[len(PINS) :], moved[oid], info, expected=oid)
                 else:
                     txn.set(ref, moved[oid], expected=oid)
-    forward = moved or _behind(mine, before) or mine.get(LATEST) in their_oids
-    if new and tip is not None and forward:
+    if moved and tip is not None:
         txn.set(LATEST, tip)
-    # Tags, pins and base the remote moved since this repository last saw them, unless they
-    # were moved here too (then this repository's move wins, and the next push sends it).
-    for ref, oid in sorted(theirs.items()):
-        if ref.startswith(VERSIONS) or ref == LATEST or before.get(ref) == oid:
+    elif theirs.get(LATEST) is not None and _behind(mine, before):
+        txn.set(LATEST, theirs[LATEST])
+    # Names, tags, pins and base the remote moved or deleted since this repository last saw
+    # them, unless they were moved here too (then this repository's move wins, and the next
+    # push sends it).
+    for ref in sorted(theirs.keys() | before.keys()):
+        there, was = theirs.get(ref), before.get(ref)
+        if ref == LATEST or there == was or mine.get(ref) != was:
             continue
-        if mine.get(ref) == before.get(ref):
-            if ref.startswith(PINS):
-                txn.set_pin(ref[len(PINS) :], oid, remote_doc.pins.get(ref[len(PINS) :], {}))
-            else:
-                txn.set(ref, oid)
+        if ref.startswith(VERSIONS) and there is not None:
+            continue  # new names are taken above
+        if there is None:
+            txn.delete(ref, expected=was)
+        elif ref.startswith(PINS):
+            txn.set_pin(ref[len(PINS) :], there, remote_doc.pins.get(ref[len(PINS) :], {}))
+        else:
+            txn.set(ref, there)
     return new, renamed
 
 
 def _behind(mine: dict[str, Oid], before: dict[str, Oid]) -> bool:
     """Whether the local ``latest`` is still where the remote's was at the last fetch (or
-    there is none), so taking the remote's is a fast-forward."""
+    there is none): it then follows the remote's."""
     return mine.get(LATEST) is None or mine.get(LATEST) == before.get(LATEST)
 
 
