@@ -126,14 +126,14 @@ def pull(ctx: Context, remote_name: str | None, as_json: bool) -> None:
                 "objects": result.objects,
                 "bytes": result.bytes,
                 "versions": result.versions,
-                "renamed": result.renamed,
             }
         )
-        return
-    news = ", ".join(result.versions) or "no new versions"
-    click.echo(f"pulled {_summary(result.objects, result.bytes)} from {result.remote}: {news}")
+    else:
+        news = ", ".join(result.versions) or "no new versions"
+        click.echo(f"pulled {_summary(result.objects, result.bytes)} from {result.remote}: {news}")
+    # The renames are news either way; with --json they go to stderr, keeping stdout JSON.
     for old, new in result.renamed.items():
-        click.echo(f"  {old} -> {new}")
+        click.echo(f"renamed {old} -> {new} (placed after {result.remote}'s versions)", err=as_json)
 
 
 @click.command()
