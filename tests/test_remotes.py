@@ -93,7 +93,7 @@ def test_push_clone_round_trip_keeps_every_version_tag_and_pin(
 
     theirs = remote_refs(remote_url)
     mine = Repository.open(a).refs.read().refs
-    assert {k: v for k, v in mine.items() if not k.startswith("remotes/")} == theirs
+    assert {k: v for k, v in mine.items() if not k.startswith(("remotes/", "synced/"))} == theirs
     assert {"latest", "tags/best", "pins/safe", "versions/v003"} <= set(theirs)
 
     dest = tmp_path / "b"
@@ -139,6 +139,12 @@ def test_remote_tracking_revisions_after_fetch(remote_url: str, tmp_path: Path) 
     assert snapshot(tmp_path / "co") == snapshot(src)
     again = as_json(vault(b / ".vault", "fetch", "--json"))
     assert again["objects"] == 0 and again["versions"] == []
+    # Fetched is not taken in: a push now would drop a's version, so it is refused.
+    assert_clean_error(vault(b / ".vault", "push"), "pull")
+    assert "versions/v002" in remote_refs(remote_url)
+    ok(vault(b / ".vault", "pull"))
+    assert as_json(vault(b / ".vault", "push", "--json"))["objects"] == 0
+    assert "versions/v002" in remote_refs(remote_url)
 
 
 def test_two_writers_one_remote_never_lose_a_version(remote_url: str, tmp_path: Path) -> None:

@@ -28,7 +28,6 @@ import builtins
 import json
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -73,7 +72,7 @@ def _start_time(pid: int) -> str | None:
         return ""
 
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # socket.gethostname(), without importing socket
 _BOOT = _boot_id()
 
 

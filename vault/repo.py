@@ -49,7 +49,6 @@ from .ops.parts import Parts
 from .ops.pins import EMERGENCY, CleanupPlan, PinInfo
 from .ops.stats import Stats
 from .ops.tags import TagInfo
-from .ops.transfer import TransferResult
 from .progress import Progress
 from .refs import RefStore, Transaction
 from .remotes import Remote
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
     from .ops.consolidate import ConsolidateResult
     from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
+    from .ops.transfer import TransferResult
     from .ops.verify import VerifyReport
 
 # The verbs that need thread pools and chunkers are imported where they are used, so that a
@@ -707,13 +707,11 @@ class Repository:
         try:
             repo = cls.init(root)
             remotes_mod.add_remote(repo.config, remote)
-            theirs = source.refs.read()
-            fetched = transfer.fetch(repo.parts, source.parts, remote.name, progress=progress)
-            versions = transfer.apply_clone(repo.parts, theirs, remote.name)
+            pulled = transfer.pull(repo.parts, source.parts, remote.name, progress=progress)
         except BaseException:
             _remove_made(root, made)
             raise
-        return repo, TransferResult(remote.name, fetched.objects, fetched.bytes, versions=versions)
+        return repo, pulled
 
 
 def _remove_made(root: Path, made: bool) -> None:

@@ -7,25 +7,28 @@ stored); the receiving backend is synced; only then does a compare-and-swap move
 every state of either repository is valid, no ref ever names an object its repository lacks,
 and a transfer killed at any instant resumes on the next run without sending again what arrived.
 
-What a repository last saw of a remote is kept in its remote-tracking refs
-(``remotes/NAME/<ref>``). They decide what is safe:
+What a repository knows of a remote is kept in its own refs: ``remotes/NAME/<ref>``, the
+remote's refs at the last fetch (the ``origin/...`` revisions), and ``synced/NAME/<ref>``, what
+both held at the last push, pull or clone. Push and pull are three-way merges over those, as git
+merges over a merge base (``docs/format.md``, "Remotes"):
 
-* **push** refuses when the remote has a version name this repository does not know (someone
-  else pushed): the user pulls first. Refs the remote holds that this repository never saw are
-  kept; refs it saw there and has since deleted are deleted there.
+* **push** refuses when the remote gained or lost versions since the last sync (someone else
+  pushed): the user pulls first. A tag another writer added there is kept; a ref deleted here is
+  deleted there.
 * **pull** brings the remote's new versions in under their names. Local versions never pushed
   are then placed on top of them, as a rebase: each gets a new version object (same tree, files,
-  metadata; new parent) and, when its name was taken meanwhile, the next free name; tags and
-  pins follow. A name the remote ever gave keeps its meaning.
+  metadata; new parent) and the next free name; tags and pins follow. A name the remote ever
+  gave keeps its meaning.
 """
 
 from __future__ import annotations
 
-import socket
+import os
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .. import codec
 from ..errors import CorruptObject, ObjectMissing, RefConflict, RemoteError
@@ -33,7 +36,16 @@ from ..faults import crashpoint
 from ..ids import Oid
 from ..objects import KIND_FILE, FileManifest, Tree, Version
 from ..progress import NullProgress, Progress
-from ..refs import LATEST, PINS, REMOTES, VERSIONS, RefsDoc, Transaction, version_number
+from ..refs import (
+    LATEST,
+    PINS,
+    REMOTES,
+    SYNCED,
+    VERSIONS,
+    RefsDoc,
+    Transaction,
+    version_number,
+)
 from ..store import ObjectStore
 from .parts import Parts
 from .walk import reach
@@ -72,8 +84,14 @@ class TransferResult:
 
 
 def own_refs(doc: RefsDoc) -> dict[str, Oid]:
-    """The refs that are this repository's own: all but remote-tracking refs."""
-    return {k: v for k, v in doc.refs.items() if not k.startswith(REMOTES)}
+    """The refs that are this repository's own: all but what it records of remotes."""
+    return {k: v for k, v in doc.refs.items() if not k.startswith((REMOTES, SYNCED))}
+
+
+def synced(doc: RefsDoc, remote: str) -> dict[str, Oid]:
+    """The refs this repository and the remote ``remote`` both held at their last push, pull
+    or clone, by the remote's ref names: the base of a three-way merge."""
+    return doc.names_for(f"{SYNCED}{remote}/")
 
 
 def tracked(doc: RefsDoc, remote: str) -> dict[str, Oid]:
@@ -189,7 +207,7 @@ def push(
     theirs = remote.refs.read()
     target = _push_target(ours, theirs, name)
     if target.refs == theirs.refs and target.pins == theirs.pins:
-        _record_tracking(local, name, _pushed(ours, name, theirs, target), "push")
+        _record(local, name, target.refs, "push", synced=_agreed(ours, target))
         return result
     with remote.writing() as lease:
         theirs = remote.refs.read()
@@ -202,7 +220,7 @@ def push(
         copier.copy(missing, progress)
         crashpoint("push-synced")
         result.objects, result.bytes = copier.objects, copier.bytes
-        reason = _reason("push from", socket.gethostname())
+        reason = _reason("push from", os.uname().nodename)
         for _ in range(CAS_RETRIES):
             try:
                 with remote.refs.transaction(reason, before_publish=lease.check) as txn:
@@ -218,56 +236,57 @@ def push(
         else:
             raise RemoteError(f"the remote {name} kept changing under this push: try again")
     result.versions = _by_number(set(_versions(target.refs)) - set(_versions(theirs.refs)))
-    _record_tracking(local, name, _pushed(ours, name, theirs, target), "push")
+    _record(local, name, target.refs, "push", synced=_agreed(ours, target))
     return result
 
 
 def _push_target(ours: RefsDoc, theirs: RefsDoc, name: str) -> RefsDoc:
-    """The refs document the remote gets, or :class:`RemoteError` when it moved on."""
-    seen = tracked(ours, name)
+    """The refs document the remote gets: a three-way merge of this repository's refs, the
+    remote's, and what both held at the last push, pull or clone (``synced/NAME/*``).
+
+    A ref only this repository changed since then takes its value here (a deletion deletes it
+    there); a tag, pin or ``base`` only another writer changed keeps that writer's value.
+
+    Raises:
+        RemoteError: the remote gained or lost versions, or moved ``latest``, since the last
+            sync (pull first); another writer moved a tag, pin or ``base`` this repository moved
+            too; or a new version here has a name the remote has given already.
+    """
+    base = synced(ours, name)
     mine = own_refs(ours)
-    unknown = [
-        ref[len(VERSIONS) :]
-        for ref, oid in theirs.refs.items()
-        if ref.startswith(VERSIONS) and mine.get(ref) != oid and seen.get(ref) != oid
-    ]
-    if unknown:
-        raise RemoteError(
-            f"the remote {name} has versions this repository lacks"
-            f" ({', '.join(_by_number(unknown)[:5])}): run 'vault pull {name}' first"
-        )
-    # A local name the remote has given (its number is below the remote's next one) but does
-    # not hold: given there to another version, or deleted there since this repository saw it.
-    given = [
-        ref[len(VERSIONS) :]
-        for ref in mine
-        if ref.startswith(VERSIONS)
-        and ref not in theirs.refs
-        and (version_number(ref[len(VERSIONS) :]) or 0) < theirs.next_version
-        and ref not in seen
-    ]
-    if given:
-        raise RemoteError(
-            f"the remote {name} no longer holds {', '.join(_by_number(given)[:5])} as this"
-            f" repository does: run 'vault pull {name}' first"
-        )
-    refs = dict(theirs.refs)
-    pins = {k: dict(v) for k, v in theirs.pins.items()}
-    for ref, oid in theirs.refs.items():
-        if ref not in mine and seen.get(ref) == oid:  # deleted here since it was seen there
-            del refs[ref]
+    refs: dict[str, Oid] = {}
+    pins: dict[str, dict[str, Any]] = {}
+    lacking: list[str] = []
+    gone: list[str] = []
+    clashes: list[str] = []
+    for ref in sorted(mine.keys() | theirs.refs.keys() | base.keys()):
+        m, t, b = mine.get(ref), theirs.refs.get(ref), base.get(ref)
+        if t in (m, b):
+            out, doc = m, ours  # unchanged there since the last sync: this repository's value
+            number = version_number(ref[len(VERSIONS) :]) if ref.startswith(VERSIONS) else None
+            if t is None and b is None and number is not None and number < theirs.next_version:
+                clashes.append(ref)  # a name the remote gave (and deleted) meanwhile
+        elif ref.startswith(VERSIONS) or ref == LATEST:
+            (lacking if t is not None else gone).append(ref)
+            continue
+        elif m == b:
+            out, doc = t, theirs  # another writer's tag, pin or base
+        else:
+            clashes.append(ref)
+            continue
+        if out is not None:
+            refs[ref] = out
             if ref.startswith(PINS):
-                pins.pop(ref[len(PINS) :], None)
-    for ref, oid in mine.items():
-        there = theirs.refs.get(ref)
-        if there is not None and there not in (oid, seen.get(ref)) and ref[:9] != VERSIONS:
-            raise RemoteError(
-                f"{ref} on the remote {name} moved since this repository last saw it:"
-                f" run 'vault pull {name}' first"
-            )
-        refs[ref] = oid
-        if ref.startswith(PINS):
-            pins[ref[len(PINS) :]] = dict(ours.pins.get(ref[len(PINS) :], {}))
+                pins[ref[len(PINS) :]] = dict(doc.pins.get(ref[len(PINS) :], {}))
+    if lacking or gone or clashes:
+        names = [r[len(VERSIONS) :] if r.startswith(VERSIONS) else r for r in lacking + gone]
+        what = (
+            f"has versions this repository lacks ({', '.join(_by_number(names)[:5])})"
+            if lacking
+            else f"changed {', '.join(sorted(names + clashes)[:5])} since this repository last"
+            " synced with it"
+        )
+        raise RemoteError(f"the remote {name} {what}: run 'vault pull {name}' first")
     return RefsDoc(refs, max(ours.next_version, theirs.next_version), pins)
 
 
@@ -315,36 +334,45 @@ def _present(store: ObjectStore, oids: dict[Oid, int | None]) -> set[Oid]:
     return {oid for oid in oids if store.has(oid)}
 
 
-def _pushed(ours: RefsDoc, name: str, theirs: RefsDoc, target: RefsDoc) -> dict[str, Oid]:
-    """What the tracking refs hold after a push: this repository's refs as sent, without those
-    it deleted there. Refs of other writers it has not fetched stay unseen, so that a pull
-    still takes them in."""
-    out = tracked(ours, name)
-    for ref in theirs.refs.keys() - target.refs.keys():
-        out.pop(ref, None)
-    for ref in own_refs(ours):
-        out[ref] = target.refs[ref]
-    return out
+def _agreed(ours: RefsDoc, target: RefsDoc) -> dict[str, Oid]:
+    """The refs a push leaves equal on both sides: the base of the next merge. Another
+    writer's tag kept on the remote is not among them, so that a pull still takes it in."""
+    mine = own_refs(ours)
+    return {ref: oid for ref, oid in target.refs.items() if mine.get(ref) == oid}
 
 
-def _record_tracking(local: Parts, name: str, theirs: dict[str, Oid], verb: str) -> None:
-    """Make ``remotes/NAME/*`` hold ``theirs`` (the remote's refs as far as they are known)."""
-    prefix = f"{REMOTES}{name}/"
+def _record(
+    local: Parts,
+    name: str,
+    refs: dict[str, Oid],
+    verb: str,
+    *,
+    synced: dict[str, Oid] | None = None,
+) -> None:
+    """Record ``refs`` as the remote ``name``'s tracking refs, and ``synced`` (what both sides
+    now hold) as the base of the next three-way merge."""
     doc = local.refs.read()
-    now = {prefix + k: v for k, v in theirs.items()}
-    old = {k: v for k, v in doc.refs.items() if k.startswith(prefix)}
-    if now == old:
+    spaces = {f"{REMOTES}{name}/": refs}
+    if synced is not None:
+        spaces[f"{SYNCED}{name}/"] = synced
+    if all(doc.names_for(prefix) == want for prefix, want in spaces.items()):
         return
     with (
         local.writing() as lease,
         local.refs.transaction(_reason(verb, name), before_publish=lease.check) as txn,
     ):
-        for ref in sorted(txn.doc.refs):
-            if ref.startswith(prefix) and ref not in now:
-                txn.delete(ref)
-        for ref, oid in sorted(now.items()):
-            if txn.get(ref) != oid:
-                txn.set(ref, oid)
+        for prefix, want in spaces.items():
+            set_namespace(txn, prefix, want)
+
+
+def set_namespace(txn: Transaction, prefix: str, refs: dict[str, Oid]) -> None:
+    """Make the refs under ``prefix`` exactly ``refs`` (named without the prefix)."""
+    for ref in sorted(txn.doc.refs):
+        if ref.startswith(prefix) and ref[len(prefix) :] not in refs:
+            txn.delete(ref)
+    for ref, oid in sorted(refs.items()):
+        if txn.get(prefix + ref) != oid:
+            txn.set(prefix + ref, oid)
 
 
 # -- fetch -------------------------------------------------------------------------------------
@@ -362,6 +390,13 @@ def fetch(
         CorruptObject, ObjectMissing: the remote holds a damaged object, or lacks one; the
             local refs are then unchanged (objects fetched before it stay, unnamed).
     """
+    return _fetch(local, remote, name, progress)[0]
+
+
+def _fetch(
+    local: Parts, remote: Parts, name: str, progress: Progress | None
+) -> tuple[TransferResult, RefsDoc]:
+    """:func:`fetch`, and the remote's refs document it fetched."""
     progress = progress or NullProgress()
     result = TransferResult(name)
     before = tracked(local.refs.read(), name)
@@ -371,11 +406,11 @@ def fetch(
         _fetch_objects(copier, set(theirs.refs.values()), progress)
         result.objects, result.bytes = copier.objects, copier.bytes
         lease.check()
-    _record_tracking(local, name, theirs.refs, "fetch")
+    _record(local, name, theirs.refs, "fetch")
     result.versions = _by_number(
         n for n, oid in _versions(theirs.refs).items() if before.get(VERSIONS + n) != oid
     )
-    return result
+    return result, theirs
 
 
 def _fetch_objects(copier: _Copier, roots: set[Oid], progress: Progress) -> None:
@@ -432,76 +467,64 @@ def _manifest(copier: _Copier, oid: Oid) -> bytes:
 def pull(
     local: Parts, remote: Parts, name: str, *, progress: Progress | None = None
 ) -> TransferResult:
-    """Fetch, then bring the remote's new versions, tags and pins into the local refs; local
-    versions never pushed are placed after the remote's (see the module's docstring).
+    """Fetch, then merge the remote's refs into the local ones (three ways, with the refs both
+    held at the last sync as the base): versions, tags, pins and ``base`` the remote added,
+    moved or deleted since are taken unless changed here too; local versions never pushed are
+    placed after the remote's (see the module's docstring).
 
     ``versions`` lists the version names new here; ``renamed`` the local versions that moved.
     """
-    before = tracked(local.refs.read(), name)
-    fetched = fetch(local, remote, name, progress=progress)
-    theirs = RefsDoc(tracked(local.refs.read(), name))
-    remote_doc = remote.refs.read()
+    fetched, theirs = _fetch(local, remote, name, progress)
     result = TransferResult(name, fetched.objects, fetched.bytes)
     with (
         local.writing() as lease,
         local.refs.transaction(_reason("pull", name), before_publish=lease.check) as txn,
     ):
-        result.versions, result.renamed = _integrate(local, txn, before, theirs.refs, remote_doc)
+        result.versions, result.renamed = _integrate(local, txn, name, theirs)
+        set_namespace(txn, f"{SYNCED}{name}/", theirs.refs)
     return result
 
 
 def _integrate(
-    local: Parts,
-    txn: Transaction,
-    before: dict[str, Oid],
-    theirs: dict[str, Oid],
-    remote_doc: RefsDoc,
+    local: Parts, txn: Transaction, name: str, theirs_doc: RefsDoc
 ) -> tuple[list[str], dict[str, str]]:
-    """Move the local refs in ``txn`` to take in the remote's refs ``theirs`` (``before``: what
-    the tracking refs held before this fetch); return the new names and the renamed ones."""
-    mine = own_refs(txn.doc)
-    their_versions = _versions(theirs)
-    my_versions = _versions(mine)
-    their_oids = set(their_versions.values())
-    # New: names the remote holds that this repository lacks, except those deleted here.
-    new = _by_number(
-        n
-        for n, oid in their_versions.items()
-        if my_versions.get(n) != oid and (n in my_versions or before.get(VERSIONS + n) != oid)
+    """Merge the remote's refs ``theirs_doc`` into ``txn``; return the new version names and
+    the renamed ones."""
+    mine, theirs, base = own_refs(txn.doc), theirs_doc.refs, synced(txn.doc, name)
+    my_v, their_v, base_v = _versions(mine), _versions(theirs), _versions(base)
+    # New there since the last sync, and not already here as they are.
+    new = _by_number(n for n, oid in their_v.items() if oid not in (my_v.get(n), base_v.get(n)))
+    # Never pushed: added here since the last sync, and not on the remote.
+    unpushed = _by_number(
+        n for n, oid in my_v.items() if oid not in (base_v.get(n), their_v.get(n))
     )
-    # Never pushed: local names the remote does not hold and never held (as far as seen).
-    unpushed = [
-        n
-        for n in _by_number(my_versions)
-        if my_versions[n] not in their_oids and before.get(VERSIONS + n) != my_versions[n]
-    ]
     # They move after the remote's when it has new versions, or gave one of their names.
-    given = any((version_number(n) or 0) < remote_doc.next_version for n in unpushed)
+    given = any((version_number(n) or 0) < theirs_doc.next_version for n in unpushed)
     rebase = bool(unpushed) and (bool(new) or given)
-    txn.doc.next_version = max(txn.doc.next_version, remote_doc.next_version)
+    txn.doc.next_version = max(txn.doc.next_version, theirs_doc.next_version)
     moved: dict[Oid, Oid] = {}
     renamed: dict[str, str] = {}
     tip = theirs.get(LATEST)
     if rebase:
         for old_name in unpushed:
-            txn.delete(VERSIONS + old_name, expected=my_versions[old_name])
+            txn.delete(VERSIONS + old_name, expected=my_v[old_name])
     for n in new:
-        txn.set(VERSIONS + n, their_versions[n])
+        txn.set(VERSIONS + n, their_v[n])
     if rebase:
-        # A rebase: each never-pushed version again, on top of the remote's latest, in order.
+        # Each never-pushed version again, on top of the remote's latest, in order.
         for old_name in unpushed:
-            old_oid = my_versions[old_name]
+            old_oid = my_v[old_name]
             version = local.store.get_version(old_oid)
             rest = tuple(moved.get(p, p) for p in version.parents[1:])
             parents = (tip, *rest) if tip is not None else rest
-            name = txn.allocate_version_name()
-            oid = local.store.put(replace(version, parents=parents, name=name).to_bytes()).oid
-            txn.set(VERSIONS + name, oid)
+            new_name = txn.allocate_version_name()
+            oid = local.store.put(replace(version, parents=parents, name=new_name).to_bytes()).oid
+            txn.set(VERSIONS + new_name, oid)
             moved[old_oid] = tip = oid
-            renamed[old_name] = name
+            renamed[old_name] = new_name
         local.store.sync()  # the new version objects are durable before any ref names them
         for ref, oid in sorted(txn.doc.refs.items()):
-            if oid in moved and not ref.startswith((REMOTES, VERSIONS)):
+            if oid in moved and not ref.startswith((REMOTES, SYNCED, VERSIONS)):
                 if ref.startswith(PINS):
                     info = txn.doc.pins.get(ref[len(PINS) :], {})
                     txn.set_pin(ref[len(PINS) :], moved[oid], info, expected=oid)
@@ -509,13 +532,12 @@ def _integrate(
                     txn.set(ref, moved[oid], expected=oid)
     if moved and tip is not None:
         txn.set(LATEST, tip)
-    elif theirs.get(LATEST) is not None and _behind(mine, before):
-        txn.set(LATEST, theirs[LATEST])
-    # Names, tags, pins and base the remote moved or deleted since this repository last saw
-    # them, unless they were moved here too (then this repository's move wins, and the next
-    # push sends it).
-    for ref in sorted(theirs.keys() | before.keys()):
-        there, was = theirs.get(ref), before.get(ref)
+    elif mine.get(LATEST) == base.get(LATEST) and theirs.get(LATEST) is not None:
+        txn.set(LATEST, theirs[LATEST])  # not moved here since the sync: it follows
+    # Names the remote deleted, and tags, pins and base it moved or deleted, since the last
+    # sync, unless changed here too (then this repository's change wins; a push sends it).
+    for ref in sorted(theirs.keys() | base.keys()):
+        there, was = theirs.get(ref), base.get(ref)
         if ref == LATEST or there == was or mine.get(ref) != was:
             continue
         if ref.startswith(VERSIONS) and there is not None:
@@ -523,28 +545,7 @@ def _integrate(
         if there is None:
             txn.delete(ref, expected=was)
         elif ref.startswith(PINS):
-            txn.set_pin(ref[len(PINS) :], there, remote_doc.pins.get(ref[len(PINS) :], {}))
+            txn.set_pin(ref[len(PINS) :], there, theirs_doc.pins.get(ref[len(PINS) :], {}))
         else:
             txn.set(ref, there)
     return new, renamed
-
-
-def _behind(mine: dict[str, Oid], before: dict[str, Oid]) -> bool:
-    """Whether the local ``latest`` is still where the remote's was at the last fetch (or
-    there is none): it then follows the remote's."""
-    return mine.get(LATEST) is None or mine.get(LATEST) == before.get(LATEST)
-
-
-def apply_clone(local: Parts, theirs: RefsDoc, name: str) -> list[str]:
-    """Give a new, fetched repository the remote's refs as its own; return the version names."""
-    with (
-        local.writing() as lease,
-        local.refs.transaction(_reason("clone", name), before_publish=lease.check) as txn,
-    ):
-        for ref, oid in sorted(theirs.refs.items()):
-            if ref.startswith(PINS):
-                txn.set_pin(ref[len(PINS) :], oid, theirs.pins.get(ref[len(PINS) :], {}))
-            else:
-                txn.set(ref, oid)
-        txn.doc.next_version = max(txn.doc.next_version, theirs.next_version)
-    return _by_number(_versions(theirs.refs))
