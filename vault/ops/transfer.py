@@ -390,13 +390,15 @@ def fetch(
         CorruptObject, ObjectMissing: the remote holds a damaged object, or lacks one; the
             local refs are then unchanged (objects fetched before it stay, unnamed).
     """
-    return _fetch(local, remote, name, progress)[0]
+    result, theirs = _fetch(local, remote, name, progress)
+    _record(local, name, theirs.refs, "fetch")
+    return result
 
 
 def _fetch(
     local: Parts, remote: Parts, name: str, progress: Progress | None
 ) -> tuple[TransferResult, RefsDoc]:
-    """:func:`fetch`, and the remote's refs document it fetched."""
+    """The objects of :func:`fetch` (no ref moves), and the remote's refs they are of."""
     progress = progress or NullProgress()
     result = TransferResult(name)
     before = tracked(local.refs.read(), name)
@@ -406,7 +408,6 @@ def _fetch(
         _fetch_objects(copier, set(theirs.refs.values()), progress)
         result.objects, result.bytes = copier.objects, copier.bytes
         lease.check()
-    _record(local, name, theirs.refs, "fetch")
     result.versions = _by_number(
         n for n, oid in _versions(theirs.refs).items() if before.get(VERSIONS + n) != oid
     )
@@ -467,10 +468,11 @@ def _manifest(copier: _Copier, oid: Oid) -> bytes:
 def pull(
     local: Parts, remote: Parts, name: str, *, progress: Progress | None = None
 ) -> TransferResult:
-    """Fetch, then merge the remote's refs into the local ones (three ways, with the refs both
-    held at the last sync as the base): versions, tags, pins and ``base`` the remote added,
-    moved or deleted since are taken unless changed here too; local versions never pushed are
-    placed after the remote's (see the module's docstring).
+    """Fetch, then merge the remote's refs into the local ones, recording them in the same
+    transaction. The merge is three-way, over the refs both held at the last sync: versions,
+    tags, pins and ``base`` the remote added, moved or deleted since are taken unless changed
+    here too; local versions never pushed are placed after the remote's (see the module's
+    docstring).
 
     ``versions`` lists the version names new here; ``renamed`` the local versions that moved.
     """
@@ -481,6 +483,7 @@ def pull(
         local.refs.transaction(_reason("pull", name), before_publish=lease.check) as txn,
     ):
         result.versions, result.renamed = _integrate(local, txn, name, theirs)
+        set_namespace(txn, f"{REMOTES}{name}/", theirs.refs)
         set_namespace(txn, f"{SYNCED}{name}/", theirs.refs)
     return result
 
