@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_model_dir, tree_bytes
+from conftest import Clock, make_model_dir, tree_bytes
 from faultkit import ok, run_vault, vault_env, write_checkpoint
 
 from vault import Repository
@@ -60,16 +60,6 @@ class Place:
             time.sleep(7)
 
 
-class Clock:
-    """A clock a test moves forward."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture(params=["local", "memory", "s3"])
 def place(request: pytest.FixtureRequest, tmp_path: Path) -> Place:
     if request.param == "local":
@@ -93,6 +83,14 @@ def small_objects(n: int, seed: int = 0) -> dict[Oid, bytes]:
         oid = source.put(content).oid
         out[oid] = source.raw(oid)
     return out
+
+
+def write_packs(store: ObjectStore, objects: dict[Oid, bytes], **kwargs: Any) -> list[str]:
+    """Write ``objects`` through a pack writer of ``store``; return the packs written."""
+    with store.pack_writer(**kwargs) as writer:
+        for oid, stored in objects.items():
+            writer.add(oid, stored)
+    return writer.packs
 
 
 def keys(backend: Backend) -> list[str]:
@@ -122,11 +120,8 @@ def pack_everything(repo: Repository, junk: dict[Oid, bytes] | None = None) -> l
 def junk_pack(store: ObjectStore, n: int, seed: int) -> tuple[str, list[Oid]]:
     """A pack of ``n`` objects nothing refers to (a push whose refs never came)."""
     objects = small_objects(n, seed)
-    with store.pack_writer() as writer:
-        for oid, stored in objects.items():
-            writer.add(oid, stored)
-    assert len(writer.packs) == 1
-    return writer.packs[0], list(objects)
+    (pack,) = write_packs(store, objects)
+    return pack, list(objects)
 
 
 def flip(backend: Backend, key: str, offset: int) -> None:
@@ -175,11 +170,7 @@ def test_packed_objects_read_back_verified_from_a_handful_of_keys(place: Place) 
 
 def test_a_pack_is_cut_at_its_target_size(place: Place) -> None:
     objects = small_objects(200)
-    store = ObjectStore(place.backend)
-    with store.pack_writer(target=8 << 10) as writer:
-        for oid, stored in objects.items():
-            writer.add(oid, stored)
-    assert len(writer.packs) > 3
+    assert len(write_packs(ObjectStore(place.backend), objects, target=8 << 10)) > 3
     fresh = ObjectStore(place.backend)
     assert all(hash_bytes(fresh.get(oid)) == oid for oid in objects)
 
@@ -196,11 +187,7 @@ def test_the_writer_refuses_bytes_that_are_not_the_object(place: Place) -> None:
 
 def test_a_damaged_byte_in_a_pack_breaks_that_object_only(place: Place) -> None:
     objects = small_objects(50)
-    store = ObjectStore(place.backend)
-    with store.pack_writer() as writer:
-        for oid, stored in objects.items():
-            writer.add(oid, stored)
-    pack = writer.packs[0]
+    (pack,) = write_packs(ObjectStore(place.backend), objects)
     index = json.loads(place.backend.get(index_key(pack)))
     victim, offset, length = index["objects"][20]
     flip(place.backend, pack_key(pack), offset + length - 3)
@@ -247,11 +234,8 @@ def test_an_index_past_its_pack_end_is_damage_not_a_crash(place: Place) -> None:
 
 def test_indexes_without_their_pack_or_unreadable_are_damage(place: Place) -> None:
     objects = small_objects(3)
-    store = ObjectStore(place.backend)
-    with store.pack_writer() as writer:
-        for oid, stored in objects.items():
-            writer.add(oid, stored)
-    place.backend.delete(pack_key(writer.packs[0]))
+    (pack,) = write_packs(ObjectStore(place.backend), objects)
+    place.backend.delete(pack_key(pack))
     bogus = hash_bytes(b"no such pack")
     place.backend.put(index_key(bogus), b"{not json")
     fresh = ObjectStore(place.backend)
@@ -259,7 +243,7 @@ def test_indexes_without_their_pack_or_unreadable_are_damage(place: Place) -> No
         with pytest.raises(ObjectMissing):
             fresh.get(oid)
     found = {d.key: d.problem for d in fresh.packs.damaged}
-    assert found[index_key(writer.packs[0])] == "its pack is missing"
+    assert found[index_key(pack)] == "its pack is missing"
     assert "not JSON" in found[index_key(bogus)]
 
 
@@ -267,9 +251,7 @@ def test_a_store_finds_packs_published_after_it_loaded_them(place: Place) -> Non
     reader = ObjectStore(place.backend)
     assert not reader.has(hash_bytes(b"x"))  # the packs are loaded now: there are none
     objects = small_objects(5)
-    with ObjectStore(place.backend).pack_writer() as writer:
-        for oid, stored in objects.items():
-            writer.add(oid, stored)
+    write_packs(ObjectStore(place.backend), objects)
     for oid in objects:
         assert hash_bytes(reader.get(oid)) == oid
 
