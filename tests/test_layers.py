@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "vault.backend_s3": 2,
     # 3: what the repository holds
     "vault.store": 3,
+    "vault.packs": 3,
     "vault.refs": 3,
     "vault.leases": 3,
     "vault.revisions": 3,

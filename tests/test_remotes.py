@@ -257,10 +257,7 @@ def test_a_damaged_remote_object_is_named_and_leaves_the_local_repository_unchan
     remote = Repository.open(open_url(remote_url))
     v2 = remote.resolve("v002")
     chunk = _a_chunk_only_in(remote, v2, remote.resolve("v001"))
-    key = f"objects/{chunk[:2]}/{chunk[2:]}"
-    data = bytearray(remote.backend.get(key))
-    data[len(data) // 2] ^= 0x40
-    remote.backend.put(key, bytes(data))
+    _damage(remote, chunk)
     refs_before = Repository.open(b).refs.read().refs
 
     failed = vault(b, "pull")
@@ -270,6 +267,19 @@ def test_a_damaged_remote_object_is_named_and_leaves_the_local_repository_unchan
     failed = vault(b, "fetch")
     assert_clean_error(failed, chunk[:12])
     assert Repository.open(b).refs.read().refs == refs_before
+
+
+def _damage(repo: Repository, oid: str) -> None:
+    """Flip a byte in the middle of the stored object ``oid``, loose or packed."""
+    key, start, length = f"objects/{oid[:2]}/{oid[2:]}", 0, None
+    if repo.backend.stat(key) is None:
+        from vault.packs import pack_key
+
+        loc = repo.store.packs.locate(oid)[0]
+        key, start, length = pack_key(loc.pack), loc.offset, loc.length
+    data = bytearray(repo.backend.get(key))
+    data[start + (length or len(data)) // 2] ^= 0x40
+    repo.backend.put(key, bytes(data))
 
 
 def _a_chunk_only_in(repo: Repository, version: str, other: str) -> str:
@@ -286,9 +296,9 @@ def test_a_killed_push_resumes_without_sending_again_what_arrived(
     a = tmp_path / "a" / ".vault"
     ok(vault(a, "init"))
     ok(vault(a, "remote", "add", "origin", remote_url))
-    for n in (1, 2):
-        commit(a, write_model_dir(tmp_path / f"m{n}", n, shards=4, extra_bytes=4 << 20), str(n))
-    killed = vault(a, "push", VAULT_CRASHPOINT="push-sent:12")
+    for n in (1, 2):  # 16 MiB of random state each: four 4 MiB chunks, too large for a pack
+        commit(a, write_model_dir(tmp_path / f"m{n}", n, shards=4, extra_bytes=16 << 20), str(n))
+    killed = vault(a, "push", VAULT_CRASHPOINT="push-sent:6")
     assert killed.returncode < 0  # SIGKILL
     # Nothing is named on the remote yet.
     try:
@@ -300,7 +310,7 @@ def test_a_killed_push_resumes_without_sending_again_what_arrived(
     assert resumed["versions"] == ["v001", "v002"]
     if remote_url.startswith("s3://"):
         # Objects sent one by one arrive whole: at least those before the kill are skipped.
-        assert resumed["skipped"] >= 11
+        assert resumed["skipped"] >= 5
     b = tmp_path / "b"
     ok(clone(remote_url, str(b)))
     ok(vault(b / ".vault", "verify"))
@@ -364,8 +374,8 @@ def test_a_push_whose_server_dies_fails_in_one_line_and_completes_once_it_is_bac
         monkeypatch.setenv(name, value)
     a = tmp_path / "a"
     ok(vault(a, "init"))
-    for n in (1, 2, 3):
-        commit(a, write_model_dir(tmp_path / f"m{n}", n, shards=4, extra_bytes=6 << 20), str(n))
+    for n in (1, 2, 3):  # 24 MiB of random state each: six chunks too large for a pack
+        commit(a, write_model_dir(tmp_path / f"m{n}", n, shards=4, extra_bytes=24 << 20), str(n))
     data_dir = tmp_path / "weed"
     server = start_server(data_dir)  # not serving(): that removes the data at its end
     try:
@@ -384,7 +394,7 @@ def test_a_push_whose_server_dies_fails_in_one_line_and_completes_once_it_is_bac
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             listed = client.list_objects_v2(Bucket=bucket, Prefix="team/objects/")
-            if listed.get("KeyCount", 0) >= 8:
+            if listed.get("KeyCount", 0) >= 3:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the push ended before the server could be killed"

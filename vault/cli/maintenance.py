@@ -63,18 +63,22 @@ def print_verify_report(report: VerifyReport, as_json: bool, what: str) -> None:
                 "objects": report.objects,
                 "bytes": report.bytes,
                 "damaged": report.damaged,
+                "packs": report.packs,
             }
         )
     else:
         for d in report.damaged:
             click.echo(f"{d.problem} object {d.oid}: {d.detail}; breaks {', '.join(d.versions)}")
+        for p in report.packs:
+            click.echo(f"damaged pack index {p.key}: {p.problem}")
         if report.ok:
             click.echo(
                 f"ok: {report.objects} objects in {report.versions} {what}"
                 f" ({human_bytes(report.bytes)}) verified"
             )
         else:
-            click.echo(f"vault: error: {len(report.damaged)} damaged objects", err=True)
+            packs = f" and {len(report.packs)} damaged pack indexes" if report.packs else ""
+            click.echo(f"vault: error: {len(report.damaged)} damaged objects{packs}", err=True)
     if not report.ok:
         sys.exit(1)
 

@@ -131,7 +131,7 @@ class _Copier:
         self.src = src
         self.dst = dst
         self.verify_at_source = verify_at_source
-        self.writer = dst.pack_writer() if pack and hasattr(dst, "pack_writer") else None
+        self.writer = dst.pack_writer(verified=verify_at_source) if pack else None
         # An object store takes each object whole, at once, PARALLEL at a time: what arrived
         # stays when a push is cut off. A directory batches its fsyncs until the sync.
         self.defer = dst.backend.capabilities.local_root is not None
@@ -169,7 +169,7 @@ class _Copier:
                 self.writer.add(oid, stored)
             else:
                 self.dst.put_stored(oid, stored, defer=self.defer)
-            crashpoint("push-sent")
+                crashpoint("push-sent")
         else:
             header = _header(oid, stored)
             if header.base is not None and not self.dst.has(Oid(header.base)):

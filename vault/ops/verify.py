@@ -1,7 +1,8 @@
 """Verify: re-read and re-hash every object the versions reach, and say which versions break.
 
 Unlike a read that stops at the first bad object, verify streams every finding: each damaged or
-missing object once, with the names of the versions it breaks.
+missing object once, with the names of the versions it breaks, and each pack index that cannot
+be used as it is (unreadable, or naming bytes its pack does not hold).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..errors import CorruptObject, ObjectMissing
 from ..ids import Oid
 from ..memory import keep_large_buffers
 from ..objects import KIND_FILE, Version
+from ..packs import PackDamage
 from ..progress import NullProgress, Progress
 from ..revisions import resolve
 from ..store import ObjectStore
@@ -41,17 +43,27 @@ class Damage:
 
 @dataclass
 class VerifyReport:
-    """The outcome of a verify run."""
+    """The outcome of a verify run.
+
+    Attributes:
+        versions: versions checked.
+        objects: objects checked.
+        bytes: bytes of chunks checked.
+        damaged: damaged or missing objects.
+        packs: pack indexes that cannot be used as they are (the objects they name that a
+            version needs are in ``damaged`` too).
+    """
 
     versions: int = 0
     objects: int = 0
     bytes: int = 0
     damaged: list[Damage] = field(default_factory=list)
+    packs: list[PackDamage] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Whether everything checked was intact."""
-        return not self.damaged
+        return not self.damaged and not self.packs
 
 
 def verify_repository(
@@ -98,6 +110,8 @@ def verify(
     keep_large_buffers()
     progress = progress or NullProgress()
     report = VerifyReport()
+    store.packs.refresh()  # every index as it is now, each checked against its pack
+    report.packs = list(store.packs.damaged)
     bad: dict[Oid, Damage] = {}
     users: dict[Oid, set[Oid]] = defaultdict(set)  # object -> versions that need it
     chunk_sizes: dict[Oid, int] = {}
