@@ -25,6 +25,7 @@ from .errors import (
     BadValue,
     CorruptObject,
     NotADirectory,
+    RemoteError,
     RepoExists,
     RepoNotFound,
     UnknownRevision,
@@ -49,6 +50,7 @@ from .ops.stats import Stats
 from .ops.tags import TagInfo
 from .progress import Progress
 from .refs import RefStore, Transaction
+from .remotes import Remote, get_remote
 from .store import ObjectStore
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from .ops.commit import CommitResult, Paths
     from .ops.consolidate import ConsolidateResult
     from .ops.diff import DiffResult
+    from .ops.repair import RepairReport
     from .ops.restore import RestoreResult
     from .ops.verify import VerifyReport
 
@@ -81,6 +84,11 @@ __all__ = [
 ]
 
 REPO_DIRNAME = ".vault"
+REMOTE_GRACE = "14d"
+"""The default grace of gc on a remote, longer than a local one: other machines write to it, whose
+clocks may differ from the store's and whose leases may lapse on a slow link."""
+REMOTE_WORKERS = 8
+"""Threads that check a remote's chunks: each mostly waits on the network."""
 
 
 def __getattr__(name: str) -> Any:
@@ -570,3 +578,74 @@ class Repository:
     def stats(self) -> Stats:
         """Versions, logical and stored sizes, dedup and compression ratios."""
         return stats_op.stats(self.parts)
+
+    # -- remotes -----------------------------------------------------------------------------
+
+    def open_remote(self, name: str | None = None) -> Repository:
+        """The repository of the remote ``name`` (default: ``origin``, or the only remote),
+        opened on its backend with this repository's lock timeout.
+
+        Raises:
+            RemoteError: no such remote, or it holds no vault repository.
+        """
+        return self._open_remote(get_remote(self.config, name))
+
+    def _open_remote(self, remote: Remote) -> Repository:
+        try:
+            return Repository.open(remote.open_backend(), lock_timeout=self.lock_timeout)
+        except RepoNotFound:
+            raise RemoteError(
+                f"remote {remote.name!r} ({remote.url}) holds no vault repository"
+            ) from None
+
+    def verify_remote(
+        self,
+        name: str | None = None,
+        rev: str | None = None,
+        *,
+        read_data: bool = False,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
+        """Verify the remote ``name``'s repository (see :meth:`open_remote`): its versions,
+        trees and file manifests are read and verified, and every chunk must be stored with its
+        declared length, delta bases too; ``read_data`` downloads and re-hashes every chunk."""
+        from .ops.verify import verify_repository
+
+        remote = self.open_remote(name)
+        return verify_repository(
+            remote.parts, rev, progress=progress, read_data=read_data, workers=REMOTE_WORKERS
+        )
+
+    def repair(self, from_: str | None = None, *, progress: Progress | None = None) -> RepairReport:
+        """Verify, replace every damaged or missing object with the remote ``from_``'s copy
+        (default: ``origin``, or the only remote; opened only when something is damaged), and
+        verify again; see :func:`vault.ops.repair.repair`.
+
+        Raises:
+            RemoteError: ``from_`` names no remote, or something is damaged and there is no
+                remote to repair it from.
+        """
+        from .ops.repair import repair
+
+        if from_ is not None:
+            get_remote(self.config, from_)  # an unknown name fails before any work
+
+        def source() -> tuple[str, ObjectStore]:
+            remote = get_remote(self.config, from_)
+            return remote.name, self._open_remote(remote).store
+
+        return repair(self.parts, source, progress=progress)
+
+    def gc_remote(
+        self,
+        name: str | None = None,
+        *,
+        grace: float | str = REMOTE_GRACE,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> GcResult:
+        """:meth:`gc` on the remote ``name``'s repository, under its exclusive lease (a push
+        holds it shared, so the two exclude each other). Roots are the remote's refs and
+        what its reflog shows within ``grace``."""
+        remote = self.open_remote(name)
+        return gc_op.gc(remote.parts, grace=grace, dry_run=dry_run, progress=progress)
