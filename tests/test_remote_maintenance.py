@@ -154,6 +154,7 @@ def everything(backend: Backend) -> dict[str, bytes]:
 
 def test_read_commands_work_straight_on_the_remote(s3: Remoted, tmp_path: Path) -> None:
     url = s3.url
+    before = everything(s3.remote.backend)
     log = json.loads(ok(s3.vault("log", "--json", repo=url)).stdout)
     assert [e["version"] for e in log] == ["v002", "v001"]
     assert [e["id"] for e in log] == [v.id for v in s3.local.log()]
@@ -167,6 +168,7 @@ def test_read_commands_work_straight_on_the_remote(s3: Remoted, tmp_path: Path) 
     diff = json.loads(ok(s3.vault("diff", "v001", "v002", "--json", repo=url)).stdout)
     assert "notes.txt" in json.dumps(diff)
     assert "tags/" not in ok(s3.vault("tag", repo=url)).stdout
+    assert everything(s3.remote.backend) == before and s3.remote.locks.list() == []
 
 
 @pytest.mark.parametrize(
