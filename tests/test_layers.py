@@ -51,6 +51,7 @@ LAYERS: dict[str, int] = {
     "vault.ops": 4,
     # 5: the facade and what is built on it alone
     "vault.repo": 5,
+    "vault.repo_remotes": 5,
     "vault.integrations": 5,
     # 6: the command line and the package's front door
     "vault.cli": 6,

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import remotes as remotes_mod
 from .backend import Backend, LocalBackend
 from .config import (
     CONFIG,
@@ -26,7 +25,6 @@ from .errors import (
     BadValue,
     CorruptObject,
     NotADirectory,
-    RemoteError,
     RepoExists,
     RepoNotFound,
     UnknownRevision,
@@ -51,7 +49,7 @@ from .ops.stats import Stats
 from .ops.tags import TagInfo
 from .progress import Progress
 from .refs import RefStore, Transaction
-from .remotes import Remote
+from .repo_remotes import RemoteMethods
 from .store import ObjectStore
 
 if TYPE_CHECKING:
@@ -60,7 +58,6 @@ if TYPE_CHECKING:
     from .ops.consolidate import ConsolidateResult
     from .ops.diff import DiffResult
     from .ops.restore import RestoreResult
-    from .ops.transfer import TransferResult
     from .ops.verify import VerifyReport
 
 # The verbs that need thread pools and chunkers are imported where they are used, so that a
@@ -96,7 +93,7 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"vault.ops.{_LAZY[name]}"), name)
 
 
-class Repository:
+class Repository(RemoteMethods):
     """A vault repository.
 
     Use :meth:`init` to create one, :meth:`open` or :meth:`find` to open one.
@@ -574,155 +571,3 @@ class Repository:
     def stats(self) -> Stats:
         """Versions, logical and stored sizes, dedup and compression ratios."""
         return stats_op.stats(self.parts)
-
-    # -- remotes -----------------------------------------------------------------------------
-
-    def remotes(self) -> list[Remote]:
-        """Every remote, by name."""
-        return remotes_mod.remotes(self.config)
-
-    def remote_add(
-        self,
-        name: str,
-        url: str,
-        *,
-        endpoint_url: str | None = None,
-        profile: str | None = None,
-        region: str | None = None,
-    ) -> Remote:
-        """Record the remote ``name`` at ``url`` (``s3://BUCKET[/PREFIX]`` or a directory).
-        Nothing is contacted: the first push creates the remote repository."""
-        return remotes_mod.add_remote(self.config, Remote(name, url, endpoint_url, profile, region))
-
-    def remote_remove(self, name: str) -> Remote:
-        """Forget the remote ``name`` and its remote-tracking refs (the remote is untouched)."""
-        gone = remotes_mod.remove_remote(self.config, name)
-        prefix = remotes_mod.tracking_ref(name, "")
-        with (
-            self.parts.writing() as lease,
-            self.refs.transaction(f"remote remove {name}", before_publish=lease.check) as txn,
-        ):
-            for ref in sorted(txn.doc.refs):
-                if ref.startswith(prefix):
-                    txn.delete(ref)
-        return gone
-
-    def remote_repository(self, name: str | None = None, *, create: bool = False) -> Repository:
-        """Open the repository of the remote ``name`` (default: ``origin`` or the only one);
-        with ``create``, initialise it first when the remote holds none yet (a first push).
-
-        Raises:
-            RemoteError: no such remote, or it holds no repository (and ``create`` is false).
-        """
-        remote = remotes_mod.get_remote(self.config, name)
-        backend = remote.open_backend()
-        try:
-            return Repository.open(backend, lock_timeout=self.lock_timeout)
-        except RepoNotFound:
-            if not create:
-                raise RemoteError(
-                    f"the remote {remote.name} ({remote.url}) holds no vault repository"
-                ) from None
-        where: Backend | Path = backend
-        if backend.capabilities.local_root is not None:
-            where = backend.capabilities.local_root
-        try:
-            return Repository.init(where, lock_timeout=self.lock_timeout)
-        except RepoExists:  # another pusher created it meanwhile
-            return Repository.open(backend, lock_timeout=self.lock_timeout)
-
-    def push(
-        self, remote: str | None = None, *, progress: Progress | None = None
-    ) -> TransferResult:
-        """Send every version, tag and pin, ``latest`` and ``base`` to the remote (default:
-        ``origin`` or the only one); see :func:`vault.ops.transfer.push`."""
-        from .ops import transfer
-
-        name = remotes_mod.get_remote(self.config, remote).name
-        target = self.remote_repository(name, create=True)
-        return transfer.push(self.parts, target.parts, name, progress=progress)
-
-    def fetch(
-        self, remote: str | None = None, *, progress: Progress | None = None
-    ) -> TransferResult:
-        """Copy the remote's objects here and record its refs as ``NAME/...`` revisions;
-        see :func:`vault.ops.transfer.fetch`."""
-        from .ops import transfer
-
-        name = remotes_mod.get_remote(self.config, remote).name
-        return transfer.fetch(
-            self.parts, self.remote_repository(name).parts, name, progress=progress
-        )
-
-    def pull(
-        self, remote: str | None = None, *, progress: Progress | None = None
-    ) -> TransferResult:
-        """Fetch, then take in the remote's versions, tags and pins; local versions never
-        pushed are placed after the remote's. See :func:`vault.ops.transfer.pull`."""
-        from .ops import transfer
-
-        name = remotes_mod.get_remote(self.config, remote).name
-        return transfer.pull(
-            self.parts, self.remote_repository(name).parts, name, progress=progress
-        )
-
-    @classmethod
-    def clone(
-        cls,
-        url: str,
-        path: str | os.PathLike[str],
-        *,
-        endpoint_url: str | None = None,
-        profile: str | None = None,
-        region: str | None = None,
-        progress: Progress | None = None,
-    ) -> tuple[Repository, TransferResult]:
-        """Create the repository ``path`` (the ``.vault`` directory itself; it must not exist
-        or be empty) as a copy of the one at ``url``, which becomes its remote ``origin``.
-
-        A clone that fails removes the repository it began.
-
-        Raises:
-            RemoteError: ``url`` holds no vault repository.
-            BadValue: ``path`` exists and is not an empty directory.
-        """
-        from .ops import transfer
-
-        remote = Remote(
-            remotes_mod.DEFAULT_REMOTE,
-            remotes_mod.normalise_url(url),
-            endpoint_url,
-            profile,
-            region,
-        )
-        source_backend = remote.open_backend()
-        try:
-            source = cls.open(source_backend)
-        except RepoNotFound:
-            raise RemoteError(f"{remote.url} holds no vault repository") from None
-        root = Path(path)
-        if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise BadValue("clone destination", str(root), "it exists and is not empty")
-        made = not root.exists()
-        try:
-            repo = cls.init(root)
-            remotes_mod.add_remote(repo.config, remote)
-            pulled = transfer.pull(repo.parts, source.parts, remote.name, progress=progress)
-        except BaseException:
-            _remove_made(root, made)
-            raise
-        return repo, pulled
-
-
-def _remove_made(root: Path, made: bool) -> None:
-    """Remove what a failed clone created under ``root`` (the folder too when it made it)."""
-    import shutil
-
-    if made:
-        shutil.rmtree(root, ignore_errors=True)
-    elif root.is_dir():
-        for child in root.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
-            else:
-                child.unlink(missing_ok=True)

@@ -14,10 +14,11 @@ from .common import Context, PathArg, VaultGroup
 @click.option(
     "--repo",
     "repo_dir",
-    metavar="DIR",
+    metavar="DIR|URL",
     type=PathArg(),
     envvar=None,
-    help="The repository directory (default: $VAULT_DIR, else the nearest .vault/).",
+    help="The repository directory (default: $VAULT_DIR, else the nearest .vault/); or"
+    " s3://BUCKET/PREFIX, read-only (log, show, checkout, diff, verify, stats).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(__version__, prog_name="vault")

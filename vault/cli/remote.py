@@ -159,8 +159,9 @@ def clone(
 
     if dest is not None and ctx.repo_dir:
         raise click.UsageError("give DEST or --repo, not both")
-    if ctx.repo_dir:
-        root = Path(ctx.repo_dir)
+    given = ctx.repo_path  # --repo DIR (an s3:// --repo is refused: clone writes)
+    if given is not None:
+        root = given
     else:
         folder = Path(dest) if dest is not None else Path(_default_dest(url))
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):

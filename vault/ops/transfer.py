@@ -552,3 +552,13 @@ def _integrate(
         else:
             txn.set(ref, there)
     return new, renamed
+
+
+def forget_remote(local: Parts, name: str) -> None:
+    """Drop what ``local`` recorded of the remote ``name``: its tracking refs and merge base."""
+    with (
+        local.writing() as lease,
+        local.refs.transaction(f"remote remove {name}", before_publish=lease.check) as txn,
+    ):
+        for prefix in (f"{REMOTES}{name}/", f"{SYNCED}{name}/"):
+            set_namespace(txn, prefix, {})
