@@ -85,7 +85,7 @@ class RemoteMethods:
         except RepoNotFound:
             if not create:
                 raise RemoteError(
-                    f"the remote {remote.name} ({remote.url}) holds no vault repository"
+                    f"the remote {remote.name!r} ({remote.url}) holds no vault repository"
                 ) from None
         where: Backend | Path = backend
         if backend.capabilities.local_root is not None:

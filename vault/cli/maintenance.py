@@ -32,7 +32,7 @@ def gc(ctx: Context, dry_run: bool, grace: str | None, remote: str | None, as_js
     """Remove objects that no version, tag or ref reaches."""
     from ..ops.gc import DEFAULT_GRACE, parse_duration
     from ..progress import for_terminal
-    from ..repo import REMOTE_GRACE
+    from ..repo_remotes import REMOTE_GRACE
 
     if grace is None:
         grace = DEFAULT_GRACE if remote is None else REMOTE_GRACE
