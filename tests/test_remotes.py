@@ -480,3 +480,28 @@ def test_deletions_and_tags_travel_both_ways(tmp_path: Path) -> None:
     assert as_json(vault(a, "pull", "--json"))["versions"] == ["v005"]
     ok(vault(a, "checkout", "v005", str(tmp_path / "co")))
     assert snapshot(tmp_path / "co") == snapshot(tmp_path / "c5")
+
+
+def test_a_pushed_version_of_3000_small_files_leaves_few_keys(
+    s3_server: Any, s3_bucket: str, s3_prefix: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "tokenizer-shards"
+    for i in range(3000):
+        sub = src / f"part-{i // 100:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"file-{i:04d}.json").write_text(json.dumps({"id": i, "text": "x" * (i % 700)}))
+    a = tmp_path / "a"
+    ok(vault(a, "init"))
+    commit(a, src, "3,000 small files")
+    url = f"s3://{s3_bucket}/{s3_prefix}"
+    ok(vault(a, "remote", "add", "origin", url, "--endpoint-url", s3_server.endpoint))
+    pushed = as_json(vault(a, "push", "--json"))
+    assert pushed["objects"] >= 3000
+    backend = S3Backend(s3_bucket, s3_prefix, endpoint_url=s3_server.endpoint)
+    keys = [key for key, _ in backend.list("")]
+    assert len(keys) <= 60, sorted(keys)
+    b = tmp_path / "b"
+    ok(clone(url, str(b), "--endpoint-url", s3_server.endpoint))
+    ok(vault(b / ".vault", "checkout", "v001", str(tmp_path / "co")))
+    assert snapshot(tmp_path / "co") == snapshot(src)
+    assert as_json(vault(a, "push", "--json"))["objects"] == 0
