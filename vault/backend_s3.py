@@ -266,7 +266,11 @@ class S3Backend:
             read_timeout=min(READ_TIMEOUT, self.timeout),
             retries={"mode": "standard", "total_max_attempts": 1},
             max_pool_connections=max(parallel, 4) + 4,
-            s3={"addressing_style": "path"} if endpoint else None,
+            # Payloads are not signed (no SHA-256 of every body): vault's objects are named by
+            # their BLAKE3 and verified on every read, and the body keeps its CRC32 checksum.
+            s3={"addressing_style": "path", "payload_signing_enabled": False}
+            if endpoint
+            else {"payload_signing_enabled": False},
         )
         self.client = session.client("s3", endpoint_url=endpoint, config=config)
         self._transfer = transfer_cls(

@@ -46,7 +46,7 @@ from ..refs import (
     Transaction,
     version_number,
 )
-from ..store import ObjectStore
+from ..store import ObjectStore, object_key
 from .parts import Parts
 from .walk import reach
 
@@ -54,7 +54,9 @@ CAS_RETRIES = 5
 PARALLEL = 16
 """Objects in flight at once, each way."""
 PACKED = 1 << 20
-"""Objects stored in fewer bytes travel to a remote in packs (see ``docs/format.md``)."""
+"""Objects stored in fewer bytes are copied into packs (see ``docs/format.md``)."""
+WAIT_FOR_OTHER = 120.0
+"""Seconds a copy waits for another thread copying the same object before copying it too."""
 
 
 @dataclass
@@ -115,29 +117,30 @@ def _reason(verb: str, remote: str) -> str:
 
 
 class _Copier:
-    """Copies objects from ``src`` to ``dst``, verified, :data:`PARALLEL` at a time.
+    """Copies objects from ``src`` to ``dst``, verified, :data:`PARALLEL` at a time; objects
+    stored in fewer than :data:`PACKED` bytes go into packs on ``dst``.
 
     Args:
         verify_at_source: re-hash each object as read from ``src`` and hand ``dst`` the
             verified bytes (a push: decoding on the remote would read delta bases back over
-            the network); else ``dst.put_raw`` verifies each object, a delta through its base,
-            which is copied first (a fetch).
-        pack: put objects smaller than :data:`PACKED` into packs on ``dst``.
+            the network), skipping those ``dst`` holds already (what an interrupted push
+            left); else ``dst`` verifies each object, a delta through its base, which is
+            copied first (a fetch).
     """
 
-    def __init__(
-        self, src: ObjectStore, dst: ObjectStore, *, verify_at_source: bool, pack: bool
-    ) -> None:
+    def __init__(self, src: ObjectStore, dst: ObjectStore, *, verify_at_source: bool) -> None:
         self.src = src
         self.dst = dst
         self.verify_at_source = verify_at_source
-        self.writer = dst.pack_writer(verified=verify_at_source) if pack else None
+        self.writer = dst.pack_writer(verified=verify_at_source)
         # An object store takes each object whole, at once, PARALLEL at a time: what arrived
         # stays when a push is cut off. A directory batches its fsyncs until the sync.
         self.defer = dst.backend.capabilities.local_root is not None
         self.objects = 0
         self.bytes = 0
+        self.skipped = 0
         self._lock = threading.Lock()
+        self._claims: dict[Oid, threading.Event] = {}
 
     def copy(self, oids: dict[Oid, int | None], progress: Progress) -> None:
         """Copy ``oids`` (id to content length, ``None`` for manifests), then publish the last
@@ -156,16 +159,39 @@ class _Copier:
 
     def flush(self) -> None:
         """Publish the last pack, then make everything copied durable on ``dst``."""
-        if self.writer is not None:
-            self.writer.flush()
+        self.writer.flush()
         self.dst.sync()
 
     def copy_one(self, oid: Oid, size: int | None, depth: int = 0) -> None:
-        """Copy the object ``oid`` (of content length ``size`` when known)."""
+        """Copy the object ``oid`` (of content length ``size`` when known), once: a thread that
+        finds another copying it waits for that copy (a fetched delta's base may also be in the
+        list being copied)."""
+        with self._lock:
+            claim = self._claims.get(oid)
+            mine = claim is None
+            if mine:
+                claim = self._claims[oid] = threading.Event()
+        assert claim is not None
+        # A bounded wait: a damaged remote could name bases in a loop across threads; then
+        # this thread copies the object itself, and its depth check ends the loop.
+        if not mine and claim.wait(WAIT_FOR_OTHER):
+            return
+        try:
+            self._copy(oid, size, depth)
+        finally:
+            claim.set()
+
+    def _copy(self, oid: Oid, size: int | None, depth: int) -> None:
         stored = self.src.raw(oid)
+        small = len(stored) < PACKED
         if self.verify_at_source:
+            there = oid in self.dst.packs if small else self.dst.backend.stat(object_key(oid))
+            if there:
+                with self._lock:
+                    self.skipped += 1
+                return
             self.src.verify_stored(oid, stored, size)
-            if self.writer is not None and len(stored) < PACKED:
+            if small:
                 self.writer.add(oid, stored)
             else:
                 self.dst.put_stored(oid, stored, defer=self.defer)
@@ -176,7 +202,10 @@ class _Copier:
                 if depth >= codec.MAX_DEPTH:
                     raise CorruptObject(oid, why="its delta chain is longer than the format allows")
                 self.copy_one(Oid(header.base), header.size, depth + 1)
-            self.dst.put_raw(oid, stored, size=size, defer=True)
+            if small:
+                self.writer.add(oid, stored, size=size)
+            else:
+                self.dst.put_raw(oid, stored, size=size, defer=True)
         with self._lock:
             self.objects += 1
             self.bytes += len(stored)
@@ -213,13 +242,11 @@ def push(
         theirs = remote.refs.read()
         target = _push_target(ours, theirs, name)
         needed = _needed(local.store, set(own_refs(ours).values()), set(theirs.refs.values()))
-        present = _present(remote.store, needed)
-        missing = {oid: size for oid, size in needed.items() if oid not in present}
-        result.skipped = len(needed) - len(missing)
-        copier = _Copier(local.store, remote.store, verify_at_source=True, pack=True)
-        copier.copy(missing, progress)
+        remote.store.packs.refresh()  # what other pushes published since this store looked
+        copier = _Copier(local.store, remote.store, verify_at_source=True)
+        copier.copy(needed, progress)
         crashpoint("push-synced")
-        result.objects, result.bytes = copier.objects, copier.bytes
+        result.objects, result.bytes, result.skipped = copier.objects, copier.bytes, copier.skipped
         reason = _reason("push from", os.uname().nodename)
         for _ in range(CAS_RETRIES):
             try:
@@ -326,14 +353,6 @@ def _needed(store: ObjectStore, roots: set[Oid], theirs: set[Oid]) -> dict[Oid, 
     return out
 
 
-def _present(store: ObjectStore, oids: dict[Oid, int | None]) -> set[Oid]:
-    """Which of ``oids`` ``store`` holds already (by a listing when there are many)."""
-    if len(oids) > 64:
-        listed = {oid for oid, _ in store.list()}
-        return {oid for oid in oids if oid in listed}
-    return {oid for oid in oids if store.has(oid)}
-
-
 def _agreed(ours: RefsDoc, target: RefsDoc) -> dict[str, Oid]:
     """The refs a push leaves equal on both sides: the base of the next merge. Another
     writer's tag kept on the remote is not among them, so that a pull still takes it in."""
@@ -404,7 +423,7 @@ def _fetch(
     before = tracked(local.refs.read(), name)
     theirs = remote.refs.read()
     with local.writing() as lease:
-        copier = _Copier(remote.store, local.store, verify_at_source=False, pack=False)
+        copier = _Copier(remote.store, local.store, verify_at_source=False)
         _fetch_objects(copier, set(theirs.refs.values()), progress)
         result.objects, result.bytes = copier.objects, copier.bytes
         lease.check()
