@@ -1247,6 +1247,15 @@ def remote_targets(remote: dict[str, Any]) -> list[dict[str, Any]]:
             f"vault {clone:.2f} s, restic {restore:.2f} s",
         ),
         _check(
+            "R2b",
+            "S3: restic restore s / vault --repo s3:// checkout s (no clone)",
+            restore / va["direct_checkout"]["seconds"],
+            ">=",
+            1.5,
+            f"vault {va['direct_checkout']['seconds']:.2f} s, restic {restore:.2f} s; the same"
+            " reads as restore (one version), not the issue's measure",
+        ),
+        _check(
             "R3",
             "bytes on the remote, vault / restic",
             va["remote_bytes"] / rs["remote_bytes"],

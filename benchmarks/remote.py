@@ -185,7 +185,22 @@ def bench_vault(
     problems = same_tree(src, checkout)
     if problems:
         raise RuntimeError(f"vault clone + checkout of v{RESTORED_VERSION:03d}: {problems[:10]}")
-    every = [*commits, *pushes, *repush, clone, check]
+    # The same version straight from the remote, without a clone: what restic restore does.
+    direct_out = root / "direct"
+    if drop:
+        drop_caches()
+    os.environ["AWS_ENDPOINT_URL"] = server.endpoint
+    try:
+        direct = run_command(
+            [*vault, "--repo", url, "checkout", f"v{RESTORED_VERSION:03d}", str(direct_out)]
+        )
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+    out["direct_checkout"] = {"seconds": direct.seconds, "runs": runs_json([direct])}
+    problems = same_tree(src, direct_out)
+    if problems:
+        raise RuntimeError(f"vault --repo s3:// checkout v{RESTORED_VERSION:03d}: {problems[:10]}")
+    every = [*commits, *pushes, *repush, clone, check, direct]
     out["peak_rss_bytes"] = max(r.max_rss for r in every)
     return out
 
@@ -319,6 +334,12 @@ def report(remote: dict[str, Any]) -> str:
         row(
             f"clone + checkout v{RESTORED_VERSION:03d} / restore, s",
             va["clone_checkout"]["seconds"],
+            rs["restore"]["seconds"],
+            ".2f",
+        ),
+        row(
+            f"--repo s3:// checkout v{RESTORED_VERSION:03d} (no clone) / restore, s",
+            va["direct_checkout"]["seconds"],
             rs["restore"]["seconds"],
             ".2f",
         ),
