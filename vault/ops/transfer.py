@@ -55,6 +55,9 @@ PARALLEL = 16
 """Objects in flight at once, each way."""
 PACKED = 1 << 20
 """Objects stored in fewer bytes are copied into packs (see ``docs/format.md``)."""
+DECODERS = 4
+"""Objects decoded (verified) at once: decoding is CPU work, and each holds its content and its
+delta bases in memory, so fewer than :data:`PARALLEL` bound the memory of a transfer."""
 WAIT_FOR_OTHER = 120.0
 """Seconds a copy waits for another thread copying the same object before copying it too."""
 
@@ -140,6 +143,7 @@ class _Copier:
         self.bytes = 0
         self.skipped = 0
         self._lock = threading.Lock()
+        self._decoding = threading.BoundedSemaphore(DECODERS)
         self._claims: dict[Oid, threading.Event] = {}
 
     def copy(self, oids: dict[Oid, int | None], progress: Progress) -> None:
@@ -190,7 +194,8 @@ class _Copier:
                 with self._lock:
                     self.skipped += 1
                 return
-            self.src.verify_stored(oid, stored, size)
+            with self._decoding:
+                self.src.verify_stored(oid, stored, size)
             if small:
                 self.writer.add(oid, stored)
             else:
@@ -202,10 +207,11 @@ class _Copier:
                 if depth >= codec.MAX_DEPTH:
                     raise CorruptObject(oid, why="its delta chain is longer than the format allows")
                 self.copy_one(Oid(header.base), header.size, depth + 1)
-            if small:
-                self.writer.add(oid, stored, size=size)
-            else:
-                self.dst.put_raw(oid, stored, size=size, defer=True)
+            with self._decoding:  # the destination verifies as it stores
+                if small:
+                    self.writer.add(oid, stored, size=size)
+                else:
+                    self.dst.put_raw(oid, stored, size=size, defer=True)
         with self._lock:
             self.objects += 1
             self.bytes += len(stored)
