@@ -34,6 +34,7 @@ from .. import codec
 from ..errors import CorruptObject, ObjectMissing, RefConflict, RemoteError
 from ..faults import crashpoint
 from ..ids import Oid
+from ..memory import few_arenas
 from ..objects import KIND_FILE, FileManifest, Tree, Version
 from ..progress import NullProgress, Progress
 from ..refs import (
@@ -132,6 +133,7 @@ class _Copier:
     """
 
     def __init__(self, src: ObjectStore, dst: ObjectStore, *, verify_at_source: bool) -> None:
+        few_arenas()
         self.src = src
         self.dst = dst
         self.verify_at_source = verify_at_source
