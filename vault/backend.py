@@ -234,13 +234,22 @@ class LocalBackend:
                     self._dirty.add(parent.parent)
             self._known_dirs.add(parent)
         # A lock file is written before its writer holds any lock, so a gc may be sweeping
-        # tmp/ meanwhile: its temporary file goes beside it instead.
-        tmp_dir = None if key.startswith(self.BESIDE) else self.tmp_dir
-        with AtomicFile(path, tmp_dir=tmp_dir, mode=0o444, sync_dir=False) as f:
+        # tmp/ meanwhile: its temporary file goes beside it instead. Nor is it made durable:
+        # after a power cut every lease of before is stale (the boot id changed), and one
+        # lost or torn is ignored, so its fsyncs would only slow every writer down.
+        lock = key.startswith(self.BESIDE)
+        with AtomicFile(
+            path,
+            tmp_dir=None if lock else self.tmp_dir,
+            mode=0o444,
+            sync_dir=False,
+            durable=not lock,
+        ) as f:
             f.write(data)
         crashpoint("object-written")
-        with self._lock:
-            self._dirty.add(parent)
+        if not lock:
+            with self._lock:
+                self._dirty.add(parent)
 
     def ensure_durable(self, key: str) -> bool:
         """Have :meth:`sync` fsync the directory holding ``key``: the writer that renamed it

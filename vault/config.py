@@ -27,6 +27,8 @@ writer would not see this release's lease locks, an older reader would not find 
 packs, and a format-1 reader could not read what is then written."""
 
 CONFIG = "config.json"
+DEFAULT_GRACE = "1h"
+"""How old an unreachable object must be before a local gc removes it (``vault gc --grace``)."""
 
 
 class Config:

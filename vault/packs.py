@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .backend import Backend, FileStat
@@ -355,6 +354,8 @@ class Packs:
                 return PackDamage(index_key(pack), str(exc))
 
         if len(packs) > 1:
+            from concurrent.futures import ThreadPoolExecutor  # only a store with packs needs it
+
             with ThreadPoolExecutor(min(LOAD_THREADS, len(packs))) as pool:
                 found = list(pool.map(one, packs))
         else:

@@ -10,27 +10,32 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import remotes as remotes_mod
-from .backend import Backend
 from .errors import BadValue, RemoteError, RepoExists, RepoNotFound
-from .ops import gc as gc_op
 from .progress import Progress
-from .remotes import Remote, get_remote
-from .store import ObjectStore
 
 if TYPE_CHECKING:
+    from .backend import Backend
     from .ops.gc import GcResult
     from .ops.parts import Parts
     from .ops.repair import RepairReport
     from .ops.transfer import TransferResult
     from .ops.verify import VerifyReport
+    from .remotes import Remote
     from .repo import Repository
+    from .store import ObjectStore
 
 REMOTE_GRACE = "14d"
 """The default grace of gc on a remote, longer than a local one: other machines write to it, whose
 clocks may differ from the store's and whose leases may lapse on a slow link."""
 REMOTE_WORKERS = 8
 """Threads that check a remote's chunks: each mostly waits on the network."""
+
+
+def _remotes() -> Any:
+    """:mod:`vault.remotes`, imported when a remote is first used (``vault log`` needs none)."""
+    from . import remotes
+
+    return remotes
 
 
 class RemoteMethods:
@@ -42,7 +47,7 @@ class RemoteMethods:
 
     def remotes(self) -> list[Remote]:
         """Every remote, by name."""
-        return remotes_mod.remotes(self.config)
+        return _remotes().remotes(self.config)
 
     def remote_add(
         self,
@@ -55,14 +60,16 @@ class RemoteMethods:
     ) -> Remote:
         """Record the remote ``name`` at ``url`` (``s3://BUCKET[/PREFIX]`` or a directory).
         Nothing is contacted: the first push creates the remote repository."""
-        return remotes_mod.add_remote(self.config, Remote(name, url, endpoint_url, profile, region))
+        return _remotes().add_remote(
+            self.config, _remotes().Remote(name, url, endpoint_url, profile, region)
+        )
 
     def remote_remove(self, name: str) -> Remote:
         """Forget the remote ``name`` and what this repository recorded of it (its tracking
         refs and merge base); the remote itself is untouched."""
         from .ops.transfer import forget_remote
 
-        gone = remotes_mod.remove_remote(self.config, name)
+        gone = _remotes().remove_remote(self.config, name)
         forget_remote(self.parts, name)
         return gone
 
@@ -74,7 +81,7 @@ class RemoteMethods:
         Raises:
             RemoteError: no such remote, or it holds no vault repository (and not ``create``).
         """
-        return self._open_remote(get_remote(self.config, name), create=create)
+        return self._open_remote(_remotes().get_remote(self.config, name), create=create)
 
     def _open_remote(self, remote: Remote, *, create: bool = False) -> Repository:
         from .repo import Repository
@@ -104,7 +111,7 @@ class RemoteMethods:
         ``origin`` or the only one); see :func:`vault.ops.transfer.push`."""
         from .ops import transfer
 
-        found = get_remote(self.config, remote)
+        found = _remotes().get_remote(self.config, remote)
         target = self._open_remote(found, create=True)
         return transfer.push(self.parts, target.parts, found.name, progress=progress)
 
@@ -115,7 +122,7 @@ class RemoteMethods:
         see :func:`vault.ops.transfer.fetch`."""
         from .ops import transfer
 
-        found = get_remote(self.config, remote)
+        found = _remotes().get_remote(self.config, remote)
         source = self._open_remote(found)
         return transfer.fetch(self.parts, source.parts, found.name, progress=progress)
 
@@ -126,7 +133,7 @@ class RemoteMethods:
         pushed are placed after the remote's. See :func:`vault.ops.transfer.pull`."""
         from .ops import transfer
 
-        found = get_remote(self.config, remote)
+        found = _remotes().get_remote(self.config, remote)
         source = self._open_remote(found)
         return transfer.pull(self.parts, source.parts, found.name, progress=progress)
 
@@ -153,9 +160,9 @@ class RemoteMethods:
         from .ops import transfer
         from .repo import Repository
 
-        remote = Remote(
-            remotes_mod.DEFAULT_REMOTE,
-            remotes_mod.normalise_url(url),
+        remote = _remotes().Remote(
+            _remotes().DEFAULT_REMOTE,
+            _remotes().normalise_url(url),
             endpoint_url,
             profile,
             region,
@@ -170,7 +177,7 @@ class RemoteMethods:
         made = not root.exists()
         try:
             repo = Repository.init(root)
-            remotes_mod.add_remote(repo.config, remote)
+            _remotes().add_remote(repo.config, remote)
             pulled = transfer.pull(repo.parts, source.parts, remote.name, progress=progress)
         except BaseException:
             _remove_made(root, made)
@@ -209,10 +216,10 @@ class RemoteMethods:
         from .ops.repair import repair
 
         if from_ is not None:
-            get_remote(self.config, from_)  # an unknown name fails before any work
+            _remotes().get_remote(self.config, from_)  # an unknown name fails before any work
 
         def source() -> tuple[str, ObjectStore]:
-            remote = get_remote(self.config, from_)
+            remote = _remotes().get_remote(self.config, from_)
             return remote.name, self._open_remote(remote).store
 
         return repair(self.parts, source, progress=progress)
@@ -229,6 +236,8 @@ class RemoteMethods:
         exclusive lease (a push holds it shared, so the two exclude each other). Roots are the
         remote's refs and what its reflog shows within ``grace``."""
         remote = self.open_remote(name)
+        from .ops import gc as gc_op
+
         return gc_op.gc(remote.parts, grace=grace, dry_run=dry_run, progress=progress)
 
 

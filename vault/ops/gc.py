@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from .. import codec
 from ..backend import Backend
+from ..config import DEFAULT_GRACE
 from ..errors import BadValue, CorruptObject, ObjectMissing
 from ..faults import crashpoint
 from ..ids import Oid
@@ -35,7 +36,6 @@ from ..store import ObjectStore
 from .parts import Parts
 from .walk import delta_bases, reach
 
-DEFAULT_GRACE = "1h"
 REPACK_DEAD = 0.3
 """Share of an old pack's bytes that must be unreachable before gc repacks it."""
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)\Z")
