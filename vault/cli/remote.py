@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,6 +65,15 @@ def _summary(objects: int, size: int) -> str:
     return f"{objects} object{'s' if objects != 1 else ''} ({human_bytes(size)})"
 
 
+TRANSFER_JSON = ("remote", "objects", "bytes", "versions")
+"""The keys of fetch's and pull's ``--json``; push adds ``skipped``."""
+
+
+def _emit(result: Any, keys: tuple[str, ...]) -> None:
+    """Print the fields ``keys`` of a transfer's result as JSON, in that order."""
+    emit_json({key: getattr(result, key) for key in keys})
+
+
 @click.command()
 @click.argument("remote_name", metavar="[REMOTE]", required=False)
 @json_option
@@ -72,15 +82,7 @@ def push(ctx: Context, remote_name: str | None, as_json: bool) -> None:
     """Send versions, tags and pins to REMOTE (default: origin, or the only remote)."""
     result = ctx.repo().push(remote_name, progress=None if as_json else for_terminal())
     if as_json:
-        emit_json(
-            {
-                "remote": result.remote,
-                "objects": result.objects,
-                "bytes": result.bytes,
-                "skipped": result.skipped,
-                "versions": result.versions,
-            }
-        )
+        _emit(result, ("remote", "objects", "bytes", "skipped", "versions"))
         return
     if not result.objects and not result.refs:
         click.echo(f"{result.remote} is up to date")
@@ -98,14 +100,7 @@ def fetch(ctx: Context, remote_name: str | None, as_json: bool) -> None:
     """Download what REMOTE has and this repository lacks; its refs become REMOTE/NAME."""
     result = ctx.repo().fetch(remote_name, progress=None if as_json else for_terminal())
     if as_json:
-        emit_json(
-            {
-                "remote": result.remote,
-                "objects": result.objects,
-                "bytes": result.bytes,
-                "versions": result.versions,
-            }
-        )
+        _emit(result, TRANSFER_JSON)
         return
     news = ", ".join(f"{result.remote}/{v}" for v in result.versions) or "no new versions"
     click.echo(f"fetched {_summary(result.objects, result.bytes)} from {result.remote}: {news}")
@@ -120,14 +115,7 @@ def pull(ctx: Context, remote_name: str | None, as_json: bool) -> None:
     after them (and may get new names)."""
     result = ctx.repo().pull(remote_name, progress=None if as_json else for_terminal())
     if as_json:
-        emit_json(
-            {
-                "remote": result.remote,
-                "objects": result.objects,
-                "bytes": result.bytes,
-                "versions": result.versions,
-            }
-        )
+        _emit(result, TRANSFER_JSON)
     else:
         news = ", ".join(result.versions) or "no new versions"
         click.echo(f"pulled {_summary(result.objects, result.bytes)} from {result.remote}: {news}")
