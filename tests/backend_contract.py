@@ -49,6 +49,25 @@ class BackendContract:
         with pytest.raises(FileNotFoundError):
             backend.get_head("a/missing", 4)
 
+    def test_get_range_reads_a_slice(self, backend: Any) -> None:
+        backend.put("packs/ab/cd", b"0123456789")
+        assert backend.get_range("packs/ab/cd", 0, 4) == b"0123"
+        assert backend.get_range("packs/ab/cd", 3, 4) == b"3456"
+        assert backend.get_range("packs/ab/cd", 8, 100) == b"89"  # the file ends first
+        assert backend.get_range("packs/ab/cd", 10, 5) == b""
+        assert backend.get_range("packs/ab/cd", 50, 5) == b""
+        assert backend.get_range("packs/ab/cd", 2, 0) == b""
+        with pytest.raises(FileNotFoundError):
+            backend.get_range("packs/ab/missing", 0, 4)
+        with pytest.raises(FileNotFoundError):
+            backend.get_range("packs/ab/missing", 0, 0)
+        with pytest.raises(ValueError):
+            backend.get_range("packs/ab/cd", -1, 4)
+        backend.put("packs/ab/ef", b"deferred", defer=True)
+        assert backend.get_range("packs/ab/ef", 2, 3) == b"fer"
+        backend.sync()
+        assert backend.get_range("packs/ab/ef", 2, 3) == b"fer"
+
     def test_put_replaces_whole_file(self, backend: Any) -> None:
         backend.put("doc", b"first version, long")
         backend.put("doc", b"second")

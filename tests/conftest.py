@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,17 @@ from safetensors.numpy import save_file
 
 from vault import Repository
 from vault.cli.main import cli
+
+
+class Clock:
+    """A clock a test moves forward (to age objects past a grace period), for
+    :class:`~vault.backend_memory.MemoryBackend`."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def make_safetensors(

@@ -40,6 +40,7 @@ from lazyfs import LazyFS, PowerCut, tree_digest
 from vault import Repository, leases
 from vault.errors import RepoNotFound
 from vault.fsutil import TMP_PREFIX
+from vault.ops import transfer
 
 SHAPES = {"layers.0.weight": (24, 24), "layers.0.bias": (24,)}
 BACKUP_MESSAGE = "backup (emergency): safety"
@@ -126,6 +127,34 @@ def world(scratch: Path) -> World:
         (path / "tmp" / ".vault-tmp-debris").write_bytes(b"left by a dead writer")
 
     step("garbage", "v2", garbage)
+
+    def pushed(path: Path) -> None:
+        """The remote (a directory beside the repository) holds v1, pushed from here."""
+        transfer.push(Repository.open(path).parts, _remote(path, create=True).parts, "origin")
+
+    def ahead(path: Path) -> None:
+        """Another repository pushed "second" to the remote since: the remote is ahead."""
+        other = path.parent / "other"
+        shutil.copytree(path, other, symlinks=True)
+        writer = Repository.open(other)
+        writer.commit(sources["second"], "second")
+        transfer.push(writer.parts, _remote(path).parts, "origin")
+        shutil.rmtree(other)
+
+    step("remote-v1", "v1", pushed)
+    step("remote-ahead", "remote-v1", ahead)
+    step(
+        "local-ahead",
+        "remote-v1",
+        lambda repo: Repository.open(repo).commit(sources["second"], "second"),
+    )
+
+    def swap(path: Path) -> None:
+        """The remote becomes ``repo`` (the state a push test checks), the pusher ``local``."""
+        path.rename(path.parent / "local")
+        (path.parent / "remote").rename(path)
+
+    step("pushing", "local-ahead", swap)
     time.sleep(0.01)  # gc --grace 0 removes what is older than its start
     return World(sources, templates)
 
@@ -287,6 +316,24 @@ def _gc(world: World, repo: Path) -> None:
     Repository.open(repo).gc(grace=0)
 
 
+def _remote(repo: Path, *, create: bool = False) -> Repository:
+    """The remote repository of the remote operations: the folder ``remote`` beside ``repo``."""
+    where = repo.parent / "remote"
+    return Repository.init(where) if create else Repository.open(where)
+
+
+def _pull(world: World, repo: Path) -> None:
+    transfer.pull(Repository.open(repo).parts, _remote(repo).parts, "origin")
+
+
+def _push(world: World, repo: Path) -> None:
+    """Push from the folder ``local`` beside ``repo`` into ``repo``, the remote (the state
+    checked is the remote's)."""
+    transfer.push(
+        Repository.open(repo.parent / "local").parts, Repository.open(repo).parts, "origin"
+    )
+
+
 OPERATIONS: dict[str, tuple[str, Operation]] = {
     "init": ("empty", _init),
     "init-after-killed-init": ("empty", _init_after_killed_init),
@@ -298,6 +345,8 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
     "backup": ("v2", _backup),
     "delete": ("v2", _delete),
     "gc": ("garbage", _gc),
+    "pull": ("remote-ahead", _pull),
+    "push": ("pushing", _push),
 }
 """Name: (the template it starts from, the operation)."""
 

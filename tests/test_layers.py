@@ -40,15 +40,18 @@ LAYERS: dict[str, int] = {
     "vault.backend_s3": 2,
     # 3: what the repository holds
     "vault.store": 3,
+    "vault.packs": 3,
     "vault.refs": 3,
     "vault.leases": 3,
     "vault.revisions": 3,
     "vault.config": 3,
+    "vault.remotes": 3,
     "vault.ml.tensors": 3,
     # 4: the verbs (every vault.ops module)
     "vault.ops": 4,
     # 5: the facade and what is built on it alone
     "vault.repo": 5,
+    "vault.repo_remotes": 5,
     "vault.integrations": 5,
     # 6: the command line and the package's front door
     "vault.cli": 6,

@@ -7,13 +7,12 @@ Each test runs on a directory, in memory and on S3 (a real SeaweedFS server). Fi
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_model_dir, make_safetensors, random_tensors, tree_bytes
+from conftest import Clock, make_model_dir, make_safetensors, random_tensors, tree_bytes
 
 from vault import Repository
 from vault.backend import LocalBackend
@@ -22,16 +21,6 @@ from vault.backend_s3 import S3Backend
 from vault.errors import LockTimeout, RefConflict
 from vault.leases import SHARED
 from vault.refs import LATEST, TAGS
-
-
-class Clock:
-    """A clock a test moves forward (to age objects past a grace period)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["local", "memory", "s3"])

@@ -8,16 +8,18 @@ those of the heavier verbs are imported on first use, so ``import vault`` stays 
 from typing import Any
 
 from .errors import VaultError
-from .ops.delete import DeleteResult
-from .ops.gc import GcResult
-from .ops.history import FileInfo, VersionInfo
-from .ops.pins import CleanupPlan, PinInfo
-from .ops.stats import Stats
-from .ops.tags import TagInfo
 from .repo import Repository
 
 _LAZY = {
     "CheckoutResult": "vault.ops.checkout",
+    "CleanupPlan": "vault.ops.pins",
+    "DeleteResult": "vault.ops.delete",
+    "FileInfo": "vault.ops.history",
+    "GcResult": "vault.ops.gc",
+    "PinInfo": "vault.ops.pins",
+    "Stats": "vault.ops.stats",
+    "TagInfo": "vault.ops.tags",
+    "VersionInfo": "vault.ops.history",
     "CommitResult": "vault.ops.commit",
     "ConsolidateResult": "vault.ops.consolidate",
     "Damage": "vault.ops.verify",

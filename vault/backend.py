@@ -97,6 +97,10 @@ class Backend(Protocol):
     def get_head(self, key: str, n: int) -> bytes:
         """Return at most the first ``n`` bytes under ``key``; ``FileNotFoundError`` when absent."""
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Return at most ``length`` bytes under ``key`` from ``offset`` on (fewer, or none,
+        where the file ends first); ``FileNotFoundError`` when absent."""
+
     def stat(self, key: str) -> FileStat | None:
         """Return size and mtime of ``key``, or ``None`` when absent."""
 
@@ -125,6 +129,12 @@ class Backend(Protocol):
     def now(self) -> float:
         """The current time on the clock :meth:`stat` times come from (epoch seconds): a
         grace period is measured on the store's clock, not on a client's that may be off."""
+
+
+def check_range(offset: int, length: int) -> None:
+    """Refuse a byte range no file has (a negative offset or length): a caller's bug."""
+    if offset < 0 or length < 0:
+        raise ValueError(f"bad byte range: offset {offset}, length {length}")
 
 
 def etag_of(data: bytes | bytearray | memoryview) -> str:
@@ -224,13 +234,22 @@ class LocalBackend:
                     self._dirty.add(parent.parent)
             self._known_dirs.add(parent)
         # A lock file is written before its writer holds any lock, so a gc may be sweeping
-        # tmp/ meanwhile: its temporary file goes beside it instead.
-        tmp_dir = None if key.startswith(self.BESIDE) else self.tmp_dir
-        with AtomicFile(path, tmp_dir=tmp_dir, mode=0o444, sync_dir=False) as f:
+        # tmp/ meanwhile: its temporary file goes beside it instead. Nor is it made durable:
+        # after a power cut every lease of before is stale (the boot id changed), and one
+        # lost or torn is ignored, so its fsyncs would only slow every writer down.
+        lock = key.startswith(self.BESIDE)
+        with AtomicFile(
+            path,
+            tmp_dir=None if lock else self.tmp_dir,
+            mode=0o444,
+            sync_dir=False,
+            durable=not lock,
+        ) as f:
             f.write(data)
         crashpoint("object-written")
-        with self._lock:
-            self._dirty.add(parent)
+        if not lock:
+            with self._lock:
+                self._dirty.add(parent)
 
     def ensure_durable(self, key: str) -> bool:
         """Have :meth:`sync` fsync the directory holding ``key``: the writer that renamed it
@@ -262,6 +281,13 @@ class LocalBackend:
         """Read at most the first ``n`` bytes under ``key``."""
         with open(self._readable(key), "rb") as f:
             return f.read(n)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Read at most ``length`` bytes under ``key`` from ``offset`` on."""
+        check_range(offset, length)
+        with open(self._readable(key), "rb") as f:
+            f.seek(offset)
+            return f.read(length)
 
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         """The bytes under ``key`` and their version tag (the hash of the bytes)."""

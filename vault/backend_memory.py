@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backend import Capabilities, FileStat
+from .backend import Capabilities, FileStat, check_range
 from .errors import PreconditionFailed
 from .fsutil import remove_entry
 
@@ -106,6 +106,11 @@ class MemoryBackend:
     def get_head(self, key: str, n: int) -> bytes:
         """The first ``n`` bytes under ``key``."""
         return self._find(key)[:n]
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """At most ``length`` bytes under ``key`` from ``offset`` on."""
+        check_range(offset, length)
+        return self._find(key)[offset : offset + length]
 
     def stat(self, key: str) -> FileStat | None:
         """Size and time of the last write of ``key``."""

@@ -16,16 +16,19 @@ from typing import Any
 from .backend import Backend
 from .errors import PreconditionFailed, RepoExists, RepoNotFound
 
-FORMAT = 3
+FORMAT = 4
 """The repository format this release writes (see ``docs/format.md``)."""
 
-READABLE_FORMATS = (1, 2, 3)
+READABLE_FORMATS = (1, 2, 3, 4)
 """Formats this release opens. Format 1 lacks byte-plane and delta chunks (codec 2), pins and
-version metadata; format 2 locks with ``flock`` and keeps its reflog in one appended file. The
-first write to an older repository records format 3, since an older writer would neither see
-this release's lease locks nor could a format-1 reader read what is then written."""
+version metadata; format 2 locks with ``flock`` and keeps its reflog in one appended file;
+format 3 has no packs. The first write to an older repository records format 4, since an older
+writer would not see this release's lease locks, an older reader would not find objects in
+packs, and a format-1 reader could not read what is then written."""
 
 CONFIG = "config.json"
+DEFAULT_GRACE = "1h"
+"""How old an unreachable object must be before a local gc removes it (``vault gc --grace``)."""
 
 
 class Config:

@@ -295,3 +295,8 @@ class RemoteUnavailable(VaultError):
         self.where = where
         self.why = why
         self.seconds = seconds
+
+
+class RemoteError(VaultError):
+    """A remote cannot be used as asked: unknown name, a name taken, no default remote, a
+    remote that has moved on (pull first), or one that is not a vault repository."""

@@ -16,7 +16,16 @@ version-written    commit: the version object is durable, the refs are not yet p
 refs-published     refs: refs.json is replaced, the reflog is not yet appended
 reflog-appended    refs: the reflog lines are durable, the refs lock is still held
 gc-planned         gc: the plan is made, nothing is deleted yet
-gc-deleted         gc: one more object or temporary file is deleted
+gc-repacked        gc: repacked objects are durable in new packs and indexes; no old index is
+                   deleted yet
+gc-deleted         gc: one more object, index, pack or temporary file is deleted
+=================  ==========================================================================
+
+Push (``vault/ops/transfer.py``):
+
+=================  ==========================================================================
+push-sent          one more object too large for a pack is sent to the remote
+push-synced        every object is on the remote and durable; no remote ref has moved
 =================  ==========================================================================
 
 Checkout and restore (``vault/ops/checkout.py``, ``vault/ops/swap.py``):

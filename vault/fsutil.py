@@ -74,6 +74,8 @@ class AtomicFile:
             many files into few directories may pass ``False`` and fsync each directory once.
         overwrite: whether to replace an existing file; when ``False`` and ``final`` exists the
             rename still happens (same content is assumed) but callers usually check first.
+        durable: whether to fsync at all; ``False`` for files a power cut may lose (lease
+            locks: after a restart every lease of before is stale anyway).
     """
 
     def __init__(
@@ -83,8 +85,10 @@ class AtomicFile:
         tmp_dir: Path | None = None,
         mode: int = 0o644,
         sync_dir: bool = True,
+        durable: bool = True,
     ) -> None:
         self.final = final
+        self.durable = durable
         self.tmp = (tmp_dir / temp_name(final).name) if tmp_dir is not None else temp_name(final)
         self.mode = mode
         self.sync_dir = sync_dir
@@ -126,7 +130,8 @@ class AtomicFile:
             assert fd is not None
             try:
                 os.fchmod(fd, self.mode)
-                os.fsync(fd)
+                if self.durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             crashpoint("before-rename")
@@ -139,7 +144,7 @@ class AtomicFile:
             _unlink_quietly(self.tmp)
             raise
         crashpoint("after-rename")
-        if self.sync_dir:
+        if self.sync_dir and self.durable:
             fsync_dir(self.final.parent)
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import random
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -73,7 +71,7 @@ def _start_time(pid: int) -> str | None:
         return ""
 
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # socket.gethostname(), without importing socket
 _BOOT = _boot_id()
 
 
@@ -230,7 +228,7 @@ class Leases:
             if time.monotonic() >= deadline:
                 held = conflicts[0]
                 raise LockTimeout(f"{held.kind} (held by pid {held.pid} on {held.host})", limit)
-            time.sleep(pause * (0.5 + random.random()))
+            time.sleep(pause * (0.5 + int.from_bytes(os.urandom(2), "big") / 65536))
             pause = min(pause * 2, 1.0)
 
     @contextmanager

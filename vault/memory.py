@@ -19,6 +19,12 @@ import contextlib
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+TRANSFER_ARENAS = 2
+"""malloc arenas for a transfer's threads: sixteen threads that each free multi-MiB buffers
+would otherwise each keep an arena's worth (measured on a push of the benchmark series at
+scale 0.5: peak RSS 328 MB with glibc's default arenas, 165 MB with 2, and 0.5 s less system
+time)."""
 
 _done = False
 
@@ -39,3 +45,14 @@ def keep_large_buffers() -> None:
         mallopt(M_MMAP_THRESHOLD, 32 << 20)
         mallopt(M_TRIM_THRESHOLD, 256 << 20)
         mallopt(M_TOP_PAD, 64 << 20)
+
+
+def few_arenas(count: int = TRANSFER_ARENAS) -> None:
+    """Let the process's threads share ``count`` malloc arenas (glibc; elsewhere nothing).
+    Arenas are made as threads first contend, so this is called before a pool starts."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        mallopt = getattr(ctypes.CDLL("libc.so.6"), "mallopt", None)
+        if mallopt is not None:
+            mallopt(M_ARENA_MAX, count)

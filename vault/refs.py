@@ -48,6 +48,12 @@ BASE = "base"
 VERSIONS = "versions/"
 TAGS = "tags/"
 PINS = "pins/"
+REMOTES = "remotes/"
+"""Remote-tracking refs: ``remotes/NAME/<ref>`` is what ``NAME``'s ``<ref>`` held when this
+repository last fetched from or pushed to it (see :mod:`vault.remotes`)."""
+SYNCED = "synced/"
+"""``synced/NAME/<ref>``: what this repository and the remote ``NAME`` both held at their last
+push, pull or clone; the base of the three-way merges of push and pull."""
 VERSION_NAME_RE = re.compile(r"v(\d+)\Z")
 
 

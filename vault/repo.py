@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .backend import Backend, LocalBackend
 from .config import (
     CONFIG,
+    DEFAULT_GRACE,
     FORMAT,
     READABLE_FORMATS,
     Config,
@@ -34,34 +35,41 @@ from .fsutil import make_dirs
 from .ids import Oid
 from .leases import Leases
 from .objects import Version
-from .ops import delete as delete_op
-from .ops import gc as gc_op
-from .ops import history
-from .ops import pins as pins_op
-from .ops import stats as stats_op
-from .ops import tags as tags_op
-from .ops.delete import DeleteResult
-from .ops.gc import GcResult
-from .ops.history import FileInfo, VersionInfo
 from .ops.parts import Parts
-from .ops.pins import EMERGENCY, CleanupPlan, PinInfo
-from .ops.stats import Stats
-from .ops.tags import TagInfo
 from .progress import Progress
 from .refs import RefStore, Transaction
+from .repo_remotes import RemoteMethods
 from .store import ObjectStore
 
 if TYPE_CHECKING:
     from .ops.checkout import CheckoutResult
     from .ops.commit import CommitResult, Paths
     from .ops.consolidate import ConsolidateResult
+    from .ops.delete import DeleteResult
     from .ops.diff import DiffResult
+    from .ops.gc import GcResult
+    from .ops.history import FileInfo, VersionInfo
+    from .ops.pins import CleanupPlan, PinInfo
     from .ops.restore import RestoreResult
+    from .ops.stats import Stats
+    from .ops.tags import TagInfo
     from .ops.verify import VerifyReport
 
 # The verbs that need thread pools and chunkers are imported where they are used, so that a
 # short command such as 'vault log' starts quickly; so are their result classes.
-_LAZY = {"CommitResult": "commit", "COMMIT_RETRIES": "commit", "STAT_CACHE": "commit"}
+_LAZY = {
+    "CommitResult": "commit",
+    "COMMIT_RETRIES": "commit",
+    "STAT_CACHE": "commit",
+    "DeleteResult": "delete",
+    "GcResult": "gc",
+    "FileInfo": "history",
+    "VersionInfo": "history",
+    "CleanupPlan": "pins",
+    "PinInfo": "pins",
+    "Stats": "stats",
+    "TagInfo": "tags",
+}
 
 __all__ = [
     "CONFIG",
@@ -92,7 +100,7 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"vault.ops.{_LAZY[name]}"), name)
 
 
-class Repository:
+class Repository(RemoteMethods):
     """A vault repository.
 
     Use :meth:`init` to create one, :meth:`open` or :meth:`find` to open one.
@@ -284,10 +292,14 @@ class Repository:
         is ``rev`` itself or ``all`` is set. ``all`` without ``rev`` lists every version any
         ref reaches, backups and pinned deleted versions included, newest first.
         """
+        from .ops import history
+
         return history.log(self.parts, rev, limit=limit, all=all)
 
     def show(self, rev: str) -> VersionInfo:
         """A version with its file list and, when it records one, its learning curve."""
+        from .ops import history
+
         return history.show(self.parts, rev)
 
     def checkout(
@@ -396,20 +408,28 @@ class Repository:
 
     def tags(self) -> list[TagInfo]:
         """Every tag, by name."""
+        from .ops import tags as tags_op
+
         return tags_op.tags(self.parts)
 
     def tag(self, name: str, rev: str, *, force: bool = False) -> TagInfo:
         """Name the version ``rev`` with the tag ``name``; moving a tag needs ``force``."""
+        from .ops import tags as tags_op
+
         return tags_op.tag(self.parts, name, rev, force=force)
 
     def untag(self, name: str) -> TagInfo:
         """Remove the tag ``name``."""
+        from .ops import tags as tags_op
+
         return tags_op.untag(self.parts, name)
 
     # -- pins, backups, delete and restore ---------------------------------------------------
 
     def pins(self, type: str | None = None) -> list[PinInfo]:  # noqa: A002
         """Every pin (of ``type`` only, when given), oldest first."""
+        from .ops import pins as pins_op
+
         return pins_op.pins(self.parts, type)
 
     backup_list = pins
@@ -428,19 +448,23 @@ class Repository:
         duration such as ``30d``, or a date) lets ``backup cleanup`` drop it, ``replace`` moves
         an existing pin of that name. See :func:`vault.ops.pins.pin`.
         """
+        from .ops import pins as pins_op
+
         return pins_op.pin(
             self.parts, rev, type=type, reason=reason, name=name, expires=expires, replace=replace
         )
 
     def unpin(self, name: str) -> PinInfo:
         """Remove the pin ``name``; what only it kept becomes garbage for gc."""
+        from .ops import pins as pins_op
+
         return pins_op.unpin(self.parts, name)
 
     def backup(
         self,
         path: str | os.PathLike[str],
         *,
-        type: str = EMERGENCY,  # noqa: A002
+        type: str = "emergency",  # noqa: A002 - vault.ops.pins.EMERGENCY
         reason: str,
         name: str | None = None,
         expires: str | None = None,
@@ -477,6 +501,8 @@ class Repository:
             NotConfirmed: ``confirm`` is false.
             UnknownRevision: ``rev`` names no version, or one without a name.
         """
+        from .ops import delete as delete_op
+
         return delete_op.delete(self.parts, rev, confirm=confirm, reason=reason)
 
     def restore(
@@ -554,11 +580,13 @@ class Repository:
     def gc(
         self,
         *,
-        grace: float | str = gc_op.DEFAULT_GRACE,
+        grace: float | str = DEFAULT_GRACE,
         dry_run: bool = False,
         progress: Progress | None = None,
     ) -> GcResult:
         """Remove unreachable objects older than ``grace`` (seconds or a duration string)."""
+        from .ops import gc as gc_op
+
         return gc_op.gc(self.parts, grace=grace, dry_run=dry_run, progress=progress)
 
     def verify(self, rev: str | None = None, *, progress: Progress | None = None) -> VerifyReport:
@@ -569,4 +597,6 @@ class Repository:
 
     def stats(self) -> Stats:
         """Versions, logical and stored sizes, dedup and compression ratios."""
+        from .ops import stats as stats_op
+
         return stats_op.stats(self.parts)

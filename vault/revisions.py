@@ -15,7 +15,7 @@ from .errors import (
 )
 from .ids import Oid, is_oid, is_oid_prefix
 from .objects import ManifestError, Version
-from .refs import BASE, LATEST, PINS, TAGS, VERSIONS, RefsDoc, version_number
+from .refs import BASE, LATEST, PINS, REMOTES, TAGS, VERSIONS, RefsDoc, version_number
 from .store import ObjectStore
 
 RESERVED = frozenset({LATEST, BASE, "HEAD"})
@@ -108,6 +108,9 @@ def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid
     pin = refs.refs.get(PINS + base)
     if pin is not None:
         return pin
+    tracked = _resolve_tracking(base, refs)
+    if tracked is not None:
+        return tracked
     lowered = base.lower()
     if is_oid(lowered) and store.has(Oid(lowered)):
         if lowered in refs.refs.values() or _is_version(store, Oid(lowered)):
@@ -126,6 +129,25 @@ def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid
         if kept:
             raise UnknownRevision(rev, f"deleted; the pin {kept[0]} keeps it: use that name")
     raise UnknownRevision(rev)
+
+
+def _resolve_tracking(base: str, refs: RefsDoc) -> Oid | None:
+    """What ``REMOTE/NAME`` names: the remote's ``latest``, ``base``, version, tag or pin as
+    the last fetch or push saw it (``origin/latest``, ``origin/v007``)."""
+    remote, sep, name = base.partition("/")
+    if not sep or not remote or not name:
+        return None
+    prefix = f"{REMOTES}{remote}/"
+    if name in (LATEST, BASE):
+        return refs.refs.get(prefix + name)
+    number = version_number(name)
+    if number is not None:
+        for key, oid in refs.refs.items():
+            named = key.startswith(prefix + VERSIONS)
+            if named and version_number(key[len(prefix + VERSIONS) :]) == number:
+                return oid
+        return None
+    return refs.refs.get(prefix + TAGS + name) or refs.refs.get(prefix + PINS + name)
 
 
 def _pins_of_deleted(number: int, refs: RefsDoc, store: ObjectStore) -> list[str]:

@@ -101,7 +101,7 @@ def _table(pins: list[Any]) -> None:
 @pass_ctx
 def list_(ctx: Context, pin_type: str | None, as_json: bool) -> None:
     """Every pin, oldest first."""
-    pins = ctx.repo().pins(pin_type)
+    pins = ctx.repo(writes=False).pins(pin_type)
     if as_json:
         emit_json(pins)
     elif not pins:
@@ -134,7 +134,7 @@ def verify_(ctx: Context, pin: str | None, as_json: bool) -> None:
     """Re-read and re-hash everything the pin PIN (default: every pin) reaches."""
     from ..progress import for_terminal
 
-    report = ctx.repo().backup_verify(pin, progress=for_terminal())
+    report = ctx.repo(writes=False).backup_verify(pin, progress=for_terminal())
     print_verify_report(report, as_json, "pinned versions")
 
 

@@ -45,7 +45,7 @@ def checkout(
     """Write the files of REV under DEST, verified."""
     from ..progress import for_terminal
 
-    repo = ctx.repo()
+    repo = ctx.repo(writes=False)
     if role is not None:
         result = repo.checkout_attachment(
             rev, role, dest, force=force, progress=for_terminal(), durable=durable

@@ -38,18 +38,83 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
-    """Per-invocation state stored on click's context object."""
+    """Per-invocation state stored on click's context object.
+
+    ``--repo`` names a directory, a ``file://`` URL of one, or ``s3://BUCKET/PREFIX``: a
+    repository on S3-compatible storage (the endpoint from ``$AWS_ENDPOINT_URL_S3`` or
+    ``$AWS_ENDPOINT_URL``), which the command line only reads: a remote is written by push.
+    """
 
     def __init__(self, repo_dir: str | None, debug: bool) -> None:
         self.repo_dir = repo_dir
         self.debug = debug
 
-    def repo(self):  # type: ignore[no-untyped-def]
-        """Open the repository named by ``--repo``, ``$VAULT_DIR`` or the nearest ``.vault``."""
+    @property
+    def repo_url(self) -> str | None:
+        """``--repo`` when it is an ``s3://`` URL, else ``None``."""
+        if self.repo_dir and self.repo_dir.lower().startswith("s3://"):
+            return self.repo_dir
+        return None
+
+    @property
+    def repo_path(self) -> Path | None:
+        """``--repo`` as a directory (a ``file://`` URL's path); ``None`` when not given.
+
+        Raises:
+            RemoteError: ``--repo`` is an ``s3://`` URL, which names no directory.
+        """
+        if not self.repo_dir:
+            return None
+        if self.repo_url is not None:
+            self.refuse_s3()
+        scheme, sep, rest = self.repo_dir.partition("://")
+        if sep and scheme.lower() == "file":
+            from ..remotes import normalise_url
+
+            return Path(normalise_url(self.repo_dir))
+        return Path(self.repo_dir)
+
+    def refuse_s3(self) -> None:
+        """Raise the error of a command that would write through ``--repo s3://``.
+
+        Raises:
+            RemoteError: always.
+        """
+        from ..errors import RemoteError
+
+        command = click.get_current_context().command_path
+        raise RemoteError(
+            f"'{command}' writes, and {self.repo_url} is read-only through --repo s3://;"
+            " push to it instead"
+        )
+
+    def repo(self, *, writes: bool = True):  # type: ignore[no-untyped-def]
+        """Open the repository named by ``--repo``, ``$VAULT_DIR`` or the nearest ``.vault``.
+
+        Args:
+            writes: whether the command may write to it; such a command is refused on an
+                ``s3://`` repository before anything is read.
+
+        Raises:
+            RemoteError: ``writes`` on an ``s3://`` repository.
+        """
+        from ..errors import RemoteError, RepoNotFound
         from ..repo import Repository
 
-        if self.repo_dir:
-            return Repository.open(self.repo_dir)
+        if self.repo_url is not None:
+            if writes:
+                self.refuse_s3()
+            from ..backend_s3 import S3Backend
+
+            try:
+                return Repository.open(S3Backend.from_url(self.repo_url))
+            except RepoNotFound:
+                raise RemoteError(
+                    f"not a vault repository: {self.repo_url} (push or clone to create one)"
+                ) from None
+        path = self.repo_path
+        if path is not None:
+            return Repository.open(path)
         return Repository.find()
 
 

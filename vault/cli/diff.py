@@ -25,7 +25,7 @@ def diff(ctx: Context, rev_a: str, rev_b: str, as_json: bool) -> None:
     a checkout; tensors whose bytes did not change are not listed. Names with a control
     character, a double quote or a backslash are printed quoted and escaped, as in 'vault show'.
     """
-    result = ctx.repo().diff(rev_a, rev_b)
+    result = ctx.repo(writes=False).diff(rev_a, rev_b)
     if as_json:
         emit_json(result)
         return

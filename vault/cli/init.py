@@ -22,7 +22,7 @@ def init(ctx: Context, workdir: str | None, as_json: bool) -> None:
     """Create a repository: .vault/ here, or DIR with 'vault --repo DIR init'."""
     from ..repo import REPO_DIRNAME, Repository
 
-    root = Path(ctx.repo_dir) if ctx.repo_dir else Path.cwd() / REPO_DIRNAME
+    root = ctx.repo_path or Path.cwd() / REPO_DIRNAME  # s3:// refused: push creates a remote
     repo = Repository.init(root, workdir=workdir)
     where = repo.workdir
     if as_json:

@@ -25,7 +25,7 @@ def _loss(value: float | None) -> str:
 @pass_ctx
 def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_json: bool) -> None:
     """History from REV (default latest), newest first."""
-    entries = ctx.repo().log(rev, limit=limit, all=show_all)
+    entries = ctx.repo(writes=False).log(rev, limit=limit, all=show_all)
     if as_json:
         emit_json([e.to_json() for e in entries])
         return
@@ -75,7 +75,7 @@ def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
     A file name that holds a control character (a newline, a tab), a double quote or a
     backslash is printed in double quotes with C-style escapes, as git does: "a\\nb".
     """
-    info = ctx.repo().show(rev)
+    info = ctx.repo(writes=False).show(rev)
     if plot is not None:
         from ..meta import plot_curve
 

@@ -14,10 +14,11 @@ from .common import Context, PathArg, VaultGroup
 @click.option(
     "--repo",
     "repo_dir",
-    metavar="DIR",
+    metavar="DIR|URL",
     type=PathArg(),
     envvar=None,
-    help="The repository directory (default: $VAULT_DIR, else the nearest .vault/).",
+    help="The repository directory (default: $VAULT_DIR, else the nearest .vault/); or"
+    " s3://BUCKET/PREFIX, read-only (log, show, checkout, diff, verify, stats).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(__version__, prog_name="vault")
@@ -28,9 +29,33 @@ def cli(ctx: click.Context, repo_dir: str | None, debug: bool) -> None:
 
 
 def _register() -> None:
-    from . import backup, checkout, commit, consolidate, diff, init, log, maintenance, pin, tag
+    from . import (
+        backup,
+        checkout,
+        commit,
+        consolidate,
+        diff,
+        init,
+        log,
+        maintenance,
+        pin,
+        remote,
+        tag,
+    )
 
-    for module in (init, commit, log, checkout, tag, maintenance, diff, pin, backup, consolidate):
+    for module in (
+        init,
+        commit,
+        log,
+        checkout,
+        tag,
+        maintenance,
+        diff,
+        pin,
+        backup,
+        consolidate,
+        remote,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 

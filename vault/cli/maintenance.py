@@ -1,15 +1,18 @@
-"""``vault gc``, ``vault verify`` and ``vault stats``."""
+"""``vault gc``, ``vault verify`` and ``vault stats``, of the repository or of a remote's
+(``--remote NAME``), and ``vault verify --repair`` from a remote."""
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import Context, emit_json, human_bytes, json_option, pass_ctx
 
 if TYPE_CHECKING:
+    from ..ops.repair import RepairReport
     from ..ops.verify import VerifyReport
 
 GRACE_HELP = "Keep unreachable objects younger than this (e.g. 0s, 30m, 2h, 14d)."
@@ -17,64 +20,158 @@ GRACE_HELP = "Keep unreachable objects younger than this (e.g. 0s, 30m, 2h, 14d)
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-@click.option("--grace", default="1h", show_default=True, metavar="DURATION", help=GRACE_HELP)
+@click.option(
+    "--grace",
+    metavar="DURATION",
+    help=GRACE_HELP + "  [default: 1h; 14d with --remote]",
+)
+@click.option("--remote", metavar="NAME", help="Collect the remote NAME's repository instead.")
 @json_option
 @pass_ctx
-def gc(ctx: Context, dry_run: bool, grace: str, as_json: bool) -> None:
+def gc(ctx: Context, dry_run: bool, grace: str | None, remote: str | None, as_json: bool) -> None:
     """Remove objects that no version, tag or ref reaches."""
-    from ..ops.gc import parse_duration
+    from ..ops.gc import DEFAULT_GRACE, parse_duration
     from ..progress import for_terminal
+    from ..repo_remotes import REMOTE_GRACE
 
+    if grace is None:
+        grace = DEFAULT_GRACE if remote is None else REMOTE_GRACE
     seconds = parse_duration(grace)
-    result = ctx.repo().gc(grace=seconds, dry_run=dry_run, progress=for_terminal())
+    repo = ctx.repo(writes=remote is None)
+    if remote is None:
+        result = repo.gc(grace=seconds, dry_run=dry_run, progress=for_terminal())
+    else:
+        result = repo.gc_remote(remote, grace=seconds, dry_run=dry_run, progress=for_terminal())
     if as_json:
-        emit_json(result)
+        emit_json(result if remote is None else {**asdict(result), "remote": remote})
         return
     verb = "would remove" if dry_run else "removed"
+    where = "" if remote is None else f" from {remote}"
     click.echo(
-        f"{verb} {result.objects} objects ({human_bytes(result.bytes)});"
+        f"{verb} {result.objects} objects ({human_bytes(result.bytes)}){where};"
         f" kept {result.reachable} reachable and {result.kept_young} younger than {grace}"
     )
 
 
 @click.command()
 @click.argument("rev", required=False)
+@click.option("--remote", metavar="NAME", help="Verify the remote NAME's repository instead.")
+@click.option(
+    "--read-data",
+    is_flag=True,
+    help="With --remote: download and re-hash every chunk (without it: only the structure).",
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Replace damaged and missing objects with the remote's copies, then verify again.",
+)
+@click.option(
+    "--from",
+    "from_",
+    metavar="NAME",
+    help="With --repair: the remote to copy from (default: origin, or the only remote).",
+)
 @json_option
 @pass_ctx
-def verify(ctx: Context, rev: str | None, as_json: bool) -> None:
+def verify(
+    ctx: Context,
+    rev: str | None,
+    remote: str | None,
+    read_data: bool,
+    repair: bool,
+    from_: str | None,
+    as_json: bool,
+) -> None:
     """Re-read and re-hash every object reachable (or those of REV)."""
     from ..progress import for_terminal
 
-    report = ctx.repo().verify(rev, progress=for_terminal())
-    print_verify_report(report, as_json, "versions")
+    if read_data and remote is None:
+        raise click.UsageError("--read-data needs --remote (a local verify always reads data)")
+    if from_ is not None and not repair:
+        raise click.UsageError("--from needs --repair")
+    if repair and (remote is not None or rev is not None):
+        raise click.UsageError("--repair repairs the whole local repository: no --remote or REV")
+    repo = ctx.repo(writes=repair)
+    if repair:
+        print_repair_report(repo.repair(from_, progress=for_terminal()), as_json)
+    elif remote is not None:
+        report = repo.verify_remote(remote, rev, read_data=read_data, progress=for_terminal())
+        what = f"versions on {remote}" + ("" if read_data else ", structure only")
+        print_verify_report(report, as_json, what, extra={"remote": remote})
+    else:
+        print_verify_report(repo.verify(rev, progress=for_terminal()), as_json, "versions")
 
 
-def print_verify_report(report: VerifyReport, as_json: bool, what: str) -> None:
+def print_repair_report(result: RepairReport, as_json: bool) -> None:
+    """Print a repair (JSON or text); exit 1 when the repository is still damaged."""
+    if as_json:
+        emit_json(
+            {
+                "ok": result.ok,
+                "remote": result.remote,
+                "repaired": result.repaired,
+                "unrepairable": result.unrepairable,
+                "verify": verify_json(result.verify),
+            }
+        )
+    else:
+        for oid in result.repaired:
+            click.echo(f"repaired object {oid} from {result.remote}")
+        for u in result.unrepairable:
+            click.echo(f"unrepairable object {u.oid}: {u.why}")
+        for d in result.verify.damaged:
+            click.echo(f"{d.problem} object {d.oid}: {d.detail}; breaks {', '.join(d.versions)}")
+        if result.ok:
+            click.echo(
+                f"ok: {len(result.repaired)} objects repaired; {result.verify.objects} objects in"
+                f" {result.verify.versions} versions ({human_bytes(result.verify.bytes)}) verified"
+            )
+    if not result.ok:
+        click.echo(
+            f"vault: error: {len(result.verify.damaged)} damaged objects remain after repair"
+            f" ({len(result.unrepairable)} unrepairable)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def verify_json(report: VerifyReport) -> dict[str, Any]:
+    """A verify report as ``verify --json`` prints it."""
+    return {
+        "ok": report.ok,
+        "versions": report.versions,
+        "objects": report.objects,
+        "bytes": report.bytes,
+        "damaged": report.damaged,
+        "packs": report.packs,
+    }
+
+
+def print_verify_report(
+    report: VerifyReport, as_json: bool, what: str, extra: dict[str, Any] | None = None
+) -> None:
     """Print a verify report (JSON or text) and exit 1 when anything is damaged.
 
     Args:
         what: how the text calls the versions checked ("versions", "pinned versions").
+        extra: keys added to the JSON (``remote``).
     """
     if as_json:
-        emit_json(
-            {
-                "ok": report.ok,
-                "versions": report.versions,
-                "objects": report.objects,
-                "bytes": report.bytes,
-                "damaged": report.damaged,
-            }
-        )
+        emit_json({**verify_json(report), **(extra or {})})
     else:
         for d in report.damaged:
             click.echo(f"{d.problem} object {d.oid}: {d.detail}; breaks {', '.join(d.versions)}")
+        for p in report.packs:
+            click.echo(f"damaged pack index {p.key}: {p.problem}")
         if report.ok:
             click.echo(
                 f"ok: {report.objects} objects in {report.versions} {what}"
                 f" ({human_bytes(report.bytes)}) verified"
             )
         else:
-            click.echo(f"vault: error: {len(report.damaged)} damaged objects", err=True)
+            packs = f" and {len(report.packs)} damaged pack indexes" if report.packs else ""
+            click.echo(f"vault: error: {len(report.damaged)} damaged objects{packs}", err=True)
     if not report.ok:
         sys.exit(1)
 
@@ -84,7 +181,7 @@ def print_verify_report(report: VerifyReport, as_json: bool, what: str) -> None:
 @pass_ctx
 def stats(ctx: Context, as_json: bool) -> None:
     """Versions, logical and stored bytes, dedup and compression ratios."""
-    s = ctx.repo().stats()
+    s = ctx.repo(writes=False).stats()
     if as_json:
         emit_json(s)
         return

@@ -18,7 +18,7 @@ def tag(
     ctx: Context, name: str | None, rev: str | None, delete: bool, force: bool, as_json: bool
 ) -> None:
     """List tags, tag REV as NAME, or delete NAME with -d."""
-    repo = ctx.repo()
+    repo = ctx.repo(writes=delete or name is not None)
     if delete:
         if not name or rev:
             raise click.UsageError("use 'vault tag -d NAME'")

@@ -1,7 +1,12 @@
 """Verify: re-read and re-hash every object the versions reach, and say which versions break.
 
 Unlike a read that stops at the first bad object, verify streams every finding: each damaged or
-missing object once, with the names of the versions it breaks.
+missing object once, with the names of the versions it breaks, and each pack index that cannot
+be used as it is (unreadable, or naming bytes its pack does not hold). Without ``read_data`` only
+the structure is checked (as restic's ``check`` without ``--read-data``): versions, trees and file
+manifests are still read and verified, but of a chunk only that it is stored with the declared
+length, its delta bases too (:meth:`~vault.store.ObjectStore.looks_intact`), which on a remote
+costs two small requests instead of a download.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from ..errors import CorruptObject, ObjectMissing
 from ..ids import Oid
 from ..memory import keep_large_buffers
 from ..objects import KIND_FILE, Version
+from ..packs import PackDamage
 from ..progress import NullProgress, Progress
 from ..revisions import resolve
 from ..store import ObjectStore
@@ -41,26 +47,49 @@ class Damage:
 
 @dataclass
 class VerifyReport:
-    """The outcome of a verify run."""
+    """The outcome of a verify run.
+
+    Attributes:
+        versions: versions checked.
+        objects: objects checked.
+        bytes: bytes of chunks checked.
+        damaged: damaged or missing objects.
+        packs: pack indexes that cannot be used as they are (the objects they name that a
+            version needs are in ``damaged`` too).
+    """
 
     versions: int = 0
     objects: int = 0
     bytes: int = 0
     damaged: list[Damage] = field(default_factory=list)
+    packs: list[PackDamage] = field(default_factory=list)
+    sizes: dict[Oid, int] = field(default_factory=dict)
+    """The content length each damaged chunk's file manifest declares (for a repair)."""
 
     @property
     def ok(self) -> bool:
         """Whether everything checked was intact."""
-        return not self.damaged
+        return not self.damaged and not self.packs
 
 
 def verify_repository(
-    parts: Parts, rev: str | None = None, *, progress: Progress | None = None
+    parts: Parts,
+    rev: str | None = None,
+    *,
+    progress: Progress | None = None,
+    read_data: bool = True,
+    workers: int = 2,
 ) -> VerifyReport:
     """Re-hash every object reachable from every ref, or from the version ``rev`` only.
 
     Every named version is a root; an ancestor no ref names (a deleted version) keeps only its
     record, so of those only the records are re-read (see :mod:`vault.ops.walk`).
+
+    Args:
+        read_data: re-hash every chunk; without it, only check that each is stored with the
+            declared length (see the module).
+        workers: threads checking chunks (more for a remote store, where each waits on the
+            network).
     """
     refs = parts.refs.read()
     names, _ = version_names(refs)
@@ -71,6 +100,8 @@ def verify_repository(
         lambda oid: names.get(oid, oid[:12]),
         history=rev is None,
         progress=progress,
+        read_data=read_data,
+        workers=workers,
     )
 
 
@@ -82,6 +113,7 @@ def verify(
     history: bool = False,
     progress: Progress | None = None,
     workers: int = 2,
+    read_data: bool = True,
 ) -> VerifyReport:
     """Check every object reachable from ``roots``.
 
@@ -94,10 +126,14 @@ def verify(
             there is reported against the root it was reached from.
         progress: receives bytes of chunks checked.
         workers: threads reading and hashing chunks.
+        read_data: re-hash every chunk; without it, only check that each is stored with the
+            length its file manifest declares, and its delta bases too.
     """
     keep_large_buffers()
     progress = progress or NullProgress()
     report = VerifyReport()
+    store.packs.refresh()  # every index as it is now, each checked against its pack
+    report.packs = list(store.packs.damaged)
     bad: dict[Oid, Damage] = {}
     users: dict[Oid, set[Oid]] = defaultdict(set)  # object -> versions that need it
     chunk_sizes: dict[Oid, int] = {}
@@ -167,8 +203,9 @@ def verify(
             report.bytes += n
             progress.advance(n)
 
+        check = _read_chunk if read_data else _look_at_chunk
         for oid, size in chunk_sizes.items():
-            window.append((oid, pool.submit(lambda o, n: len(store.get(o, size=n)), oid, size)))
+            window.append((oid, pool.submit(check, store, oid, size)))
             if len(window) >= workers * 3:
                 drain_one()
         while window:
@@ -179,7 +216,23 @@ def verify(
     for oid, damage in sorted(bad.items()):
         damage.versions = sorted({name_of(v) for v in users.get(oid, ())})
         report.damaged.append(damage)
+        if oid in chunk_sizes:
+            report.sizes[oid] = chunk_sizes[oid]
     return report
+
+
+def _read_chunk(store: ObjectStore, oid: Oid, size: int) -> int:
+    return len(store.get(oid, size=size))
+
+
+def _look_at_chunk(store: ObjectStore, oid: Oid, size: int) -> int:
+    if store.looks_intact(oid, size):
+        return size
+    if not store.has(oid):
+        raise ObjectMissing(oid)
+    raise CorruptObject(
+        oid, why="stored with a wrong header or length, or a delta base is missing or damaged"
+    )
 
 
 def _damage(oid: Oid, exc: Exception) -> Damage:

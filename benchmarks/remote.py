@@ -1,0 +1,384 @@
+"""The remote rows of ``compare.py``: vault against restic's S3 backend, on one local SeaweedFS.
+
+One ``weed server`` (see ``seaweed_server.py``) runs on loopback for the phase, with two
+buckets: :data:`VAULT_BUCKET` for vault, :data:`RESTIC_BUCKET` for restic. Both tools get the
+server's one identity through ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``. Each command
+runs as its own process under GNU ``time`` (see ``run.run``), and is measured so:
+
+* **commit + push**: for each of the 14 versions, ``vault commit`` then ``vault push`` (what a
+  user who publishes every version does), timed as the sum over all versions; against one
+  ``restic -r s3:ENDPOINT/BUCKET backup DIR`` per version. The series is read once and the page
+  cache dropped before each tool, as in the local phase.
+* **clone + checkout**: ``vault clone URL DEST`` then ``vault --repo DEST/.vault checkout v014
+  OUT``, timed together after a page-cache drop; against ``restic restore SNAPSHOT --target
+  OUT`` with an empty ``--cache-dir`` (a machine that never saw the repository, as a clone is).
+  Both restored trees are then compared byte for byte with the source (not timed).
+* **bytes on the remote**: the sum of the object sizes in each bucket (``list_objects_v2``), and
+  the number of keys.
+* **unchanged re-push**: ``vault push`` right after the last push, median of
+  :data:`REPUSH_REPEATS` runs (warm cache, nothing to send).
+* **peak RSS**: the largest of any vault commit, push, clone or checkout process.
+
+The server shares the machine's cores with the client, which both tools pay alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import seaweed_server
+from run import MB, Run, drop_caches, read_trees, same_tree, table, timed_sync, tree_bytes
+from run import run as run_command
+
+VAULT_BUCKET = "vault-bench"
+RESTIC_BUCKET = "restic-bench"
+VAULT_PREFIX = "series"
+"""Where vault's remote repository lives: ``s3://VAULT_BUCKET/VAULT_PREFIX``."""
+
+RESTIC_PASSWORD = "vault-bench"
+"""Password of the throw-away restic repository (restic has no unencrypted mode)."""
+
+RESTORED_VERSION = 14
+"""The version cloned and checked out, or restored: the last merged model."""
+
+REPUSH_REPEATS = 5
+"""Runs of the unchanged re-push (the median is reported)."""
+
+
+@contextlib.contextmanager
+def server_identity() -> Iterator[None]:
+    """Give every process started in the block the server's identity, and none of the
+    machine's own AWS settings; restore the environment afterwards."""
+    saved = dict(os.environ)
+    for name in seaweed_server.CLEARED_ENV:
+        os.environ.pop(name, None)
+    os.environ.update(seaweed_server.client_env())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def read_cold(versions: list[Path], drop: bool) -> float:
+    """Read the series once between two page-cache drops, as the local phase does before each
+    tool; return the read speed in MB/s (an indicator of the disk's state)."""
+    if drop:
+        drop_caches()
+    total, seconds = read_trees(versions)
+    if drop:
+        drop_caches()
+    return total / MB / seconds
+
+
+def snapshot_id(stdout: str, src: Path) -> str:
+    """The snapshot id in the summary line of ``restic backup --json``'s output.
+
+    Raises:
+        RuntimeError: There is none.
+    """
+    for line in stdout.splitlines():
+        with contextlib.suppress(ValueError):
+            msg = json.loads(line)
+            if isinstance(msg, dict) and msg.get("message_type") == "summary":
+                return str(msg["snapshot_id"])
+    raise RuntimeError(f"restic backup of {src} printed no snapshot id")
+
+
+def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
+    """The runs' command lines, times and peak RSS, JSON-ready."""
+    return [{"argv": r.argv, "seconds": r.seconds, "max_rss_bytes": r.max_rss} for r in runs]
+
+
+def bench_vault(
+    root: Path,
+    server: seaweed_server.SeaweedServer,
+    vault: list[str],
+    versions: list[Path],
+    drop: bool,
+) -> dict[str, Any]:
+    """Commit and push every version, re-push unchanged, then clone and check out v014.
+
+    Args:
+        root: Empty directory for the local repository, the clone and the checkout.
+        server: The running server; :data:`VAULT_BUCKET` exists on it.
+        vault: The command that runs the vault CLI.
+        versions: Version directories in commit order.
+        drop: Whether to drop the page cache before the timed phases.
+
+    Returns:
+        The figures (see :func:`bench_remote`).
+
+    Raises:
+        RuntimeError: A command failed, or the checked-out tree differs from its source.
+    """
+    url = f"s3://{VAULT_BUCKET}/{VAULT_PREFIX}"
+    repo = root / "repo"
+    base = [*vault, "--repo", str(repo)]
+    run_command([*base, "init"])
+    run_command([*base, "remote", "add", "origin", url, "--endpoint-url", server.endpoint])
+    out: dict[str, Any] = {"url": url, "series_read_mb_per_s": read_cold(versions, drop)}
+
+    commits: list[Run] = []
+    pushes: list[Run] = []
+    seconds = 0.0
+    for src in versions:
+        start = time.perf_counter()
+        commits.append(run_command([*base, "commit", str(src), "-m", src.name, "--json"]))
+        pushes.append(run_command([*base, "push", "--json"]))
+        seconds += time.perf_counter() - start
+    out["commit_push"] = {
+        "seconds": seconds,
+        "commit_seconds": sum(r.seconds for r in commits),
+        "push_seconds": sum(r.seconds for r in pushes),
+        "sync_seconds": timed_sync(),
+        "commits": runs_json(commits),
+        "pushes": runs_json(pushes),
+        "push_results": [json.loads(r.stdout) for r in pushes],
+    }
+
+    repush = [run_command([*base, "push", "--json"]) for _ in range(REPUSH_REPEATS)]
+    out["repush"] = {
+        "median": statistics.median(r.seconds for r in repush),
+        "runs": runs_json(repush),
+        "results": [json.loads(r.stdout) for r in repush],
+    }
+    out["remote_bytes"], out["remote_keys"] = server.bucket_usage(VAULT_BUCKET)
+    out["local_objects_bytes"] = tree_bytes(repo / "objects")[0]
+
+    src = versions[RESTORED_VERSION - 1]
+    dest, checkout = root / "clone", root / "checkout"
+    if drop:
+        drop_caches()
+    start = time.perf_counter()
+    clone = run_command(
+        [*vault, "clone", url, str(dest), "--endpoint-url", server.endpoint, "--json"]
+    )
+    check = run_command(
+        [
+            *vault,
+            "--repo",
+            str(dest / ".vault"),
+            "checkout",
+            f"v{RESTORED_VERSION:03d}",
+            str(checkout),
+            "--json",
+        ]
+    )
+    seconds = time.perf_counter() - start
+    out["clone_checkout"] = {
+        "seconds": seconds,
+        "bytes": tree_bytes(src)[0],
+        "sync_seconds": timed_sync(),
+        "clone_result": json.loads(clone.stdout),
+        "runs": runs_json([clone, check]),
+    }
+    problems = same_tree(src, checkout)
+    if problems:
+        raise RuntimeError(f"vault clone + checkout of v{RESTORED_VERSION:03d}: {problems[:10]}")
+    # The same version straight from the remote, without a clone: what restic restore does.
+    direct_out = root / "direct"
+    if drop:
+        drop_caches()
+    os.environ["AWS_ENDPOINT_URL"] = server.endpoint
+    try:
+        direct = run_command(
+            [*vault, "--repo", url, "checkout", f"v{RESTORED_VERSION:03d}", str(direct_out)]
+        )
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+    out["direct_checkout"] = {"seconds": direct.seconds, "runs": runs_json([direct])}
+    problems = same_tree(src, direct_out)
+    if problems:
+        raise RuntimeError(f"vault --repo s3:// checkout v{RESTORED_VERSION:03d}: {problems[:10]}")
+    every = [*commits, *pushes, *repush, clone, check, direct]
+    out["peak_rss_bytes"] = max(r.max_rss for r in every)
+    return out
+
+
+def bench_restic(
+    root: Path, server: seaweed_server.SeaweedServer, versions: list[Path], drop: bool
+) -> dict[str, Any]:
+    """``restic backup`` every version to S3, then ``restic restore`` version 14.
+
+    Args:
+        root: Empty directory for restic's caches and the restored tree.
+        server: The running server; :data:`RESTIC_BUCKET` exists on it.
+        versions: Version directories in commit order.
+        drop: Whether to drop the page cache before the timed phases.
+
+    Returns:
+        The figures (see :func:`bench_remote`).
+
+    Raises:
+        RuntimeError: A command failed, a backup printed no snapshot id, or the restored tree
+            differs from its source.
+    """
+    repo = f"s3:{server.endpoint}/{RESTIC_BUCKET}"
+    os.environ["RESTIC_PASSWORD"] = RESTIC_PASSWORD
+    base = ["restic", "-r", repo, "--cache-dir", str(root / "cache")]
+    run_command([*base, "init", "--repository-version", "2"])
+    out: dict[str, Any] = {"repository": repo, "series_read_mb_per_s": read_cold(versions, drop)}
+
+    backups: list[Run] = []
+    snapshots: dict[int, str] = {}
+    seconds = 0.0
+    for n, src in enumerate(versions, start=1):
+        argv = [*base, "backup", "--json", "--host", "vault-bench", "--tag", f"v{n:03d}", str(src)]
+        start = time.perf_counter()
+        backups.append(run_command(argv))
+        seconds += time.perf_counter() - start
+        snapshots[n] = snapshot_id(backups[-1].stdout, src)
+    out["backup"] = {
+        "seconds": seconds,
+        "sync_seconds": timed_sync(),
+        "runs": runs_json(backups),
+        "snapshots": snapshots,
+    }
+    out["remote_bytes"], out["remote_keys"] = server.bucket_usage(RESTIC_BUCKET)
+    out["cache_bytes"] = tree_bytes(root / "cache")[0]
+
+    src = versions[RESTORED_VERSION - 1]
+    target = root / "restore"
+    fresh = ["restic", "-r", repo, "--cache-dir", str(root / "cache-restore")]
+    if drop:
+        drop_caches()
+    start = time.perf_counter()
+    restore = run_command([*fresh, "restore", snapshots[RESTORED_VERSION], "--target", str(target)])
+    seconds = time.perf_counter() - start
+    out["restore"] = {
+        "seconds": seconds,
+        "bytes": tree_bytes(src)[0],
+        "sync_seconds": timed_sync(),
+        "runs": runs_json([restore]),
+    }
+    problems = same_tree(src, target / src.relative_to(src.anchor))
+    if problems:
+        raise RuntimeError(f"restic restore of version {RESTORED_VERSION}: {problems[:10]}")
+    out["peak_rss_bytes"] = max(r.max_rss for r in [*backups, restore])
+    return out
+
+
+def weed_version() -> str | None:
+    """``weed version``'s first line, or ``None``."""
+    weed = seaweed_server.weed_binary()
+    if weed is None:
+        return None
+    proc = subprocess.run([weed, "version"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else None
+
+
+def bench_remote(
+    root: Path, vault: list[str], versions: list[Path], drop: bool, keep: bool = False
+) -> dict[str, Any]:
+    """Start SeaweedFS, measure restic then vault against it, and stop it.
+
+    Args:
+        root: Empty directory for the server's data and both tools' files.
+        vault: The command that runs the vault CLI.
+        versions: Version directories in commit order.
+        drop: Whether to drop the page cache before the timed phases.
+        keep: Keep the directories (the server is stopped either way).
+
+    Returns:
+        ``{"endpoint", "weed_version", "server_started_in", "load_average", "vault": {...},
+        "restic": {...}}``; ``load_average`` holds the 1, 5 and 15 minute load averages at the
+        start of the phase, after restic and at the end.
+    """
+    out: dict[str, Any] = {"weed_version": weed_version(), "load_average": {}}
+    out["load_average"]["start"] = os.getloadavg()
+    with server_identity(), seaweed_server.start(root / "seaweedfs") as server:
+        out["endpoint"] = server.endpoint
+        out["server_started_in"] = server.started_in
+        admin = server.client()
+        for bucket in (VAULT_BUCKET, RESTIC_BUCKET):
+            admin.create_bucket(Bucket=bucket)
+        print(f"  SeaweedFS at {server.endpoint} (up in {server.started_in:.1f}s)", flush=True)
+        print("  restic backup / restore on S3 ...", flush=True)
+        out["restic"] = bench_restic(root / "restic", server, versions, drop)
+        out["load_average"]["after_restic"] = os.getloadavg()
+        if not keep:
+            shutil.rmtree(root / "restic", ignore_errors=True)
+        print("  vault commit + push / clone + checkout ...", flush=True)
+        out["vault"] = bench_vault(root / "vault", server, vault, versions, drop)
+        out["load_average"]["end"] = os.getloadavg()
+        if not keep:
+            shutil.rmtree(root / "vault", ignore_errors=True)
+    return out
+
+
+def report(remote: dict[str, Any]) -> str:
+    """The remote figures as Markdown tables: totals side by side, then per version."""
+    va, rs = remote["vault"], remote["restic"]
+
+    def row(label: str, v: float, r: float, fmt: str) -> list[str]:
+        return [label, format(v, fmt), format(r, fmt), f"{r / v:.2f}" if v else "-"]
+
+    rows = [
+        ["remote (SeaweedFS on loopback)", "vault", "restic", "restic / vault"],
+        row(
+            "commit + push of the 14 versions / backup, s",
+            va["commit_push"]["seconds"],
+            rs["backup"]["seconds"],
+            ".2f",
+        ),
+        row(
+            f"clone + checkout v{RESTORED_VERSION:03d} / restore, s",
+            va["clone_checkout"]["seconds"],
+            rs["restore"]["seconds"],
+            ".2f",
+        ),
+        row(
+            f"--repo s3:// checkout v{RESTORED_VERSION:03d} (no clone) / restore, s",
+            va["direct_checkout"]["seconds"],
+            rs["restore"]["seconds"],
+            ".2f",
+        ),
+        row("bytes on the remote, MB", va["remote_bytes"] / MB, rs["remote_bytes"] / MB, ".1f"),
+        row("keys on the remote", va["remote_keys"], rs["remote_keys"], "d"),
+        row("peak RSS, MB", va["peak_rss_bytes"] / MB, rs["peak_rss_bytes"] / MB, ".1f"),
+        [
+            "unchanged re-push, median s",
+            f"{va['repush']['median']:.3f}",
+            "",
+            " ".join(f"{r['seconds']:.3f}" for r in va["repush"]["runs"]),
+        ],
+    ]
+    per = [["version", "vault commit s", "vault push s", "pushed MB", "restic backup s"]]
+    cp = va["commit_push"]
+    for i, (c, p, res, b) in enumerate(
+        zip(cp["commits"], cp["pushes"], cp["push_results"], rs["backup"]["runs"], strict=True)
+    ):
+        per.append(
+            [
+                f"v{i + 1:03d}",
+                f"{c['seconds']:.2f}",
+                f"{p['seconds']:.2f}",
+                f"{res['bytes'] / MB:.1f}",
+                f"{b['seconds']:.2f}",
+            ]
+        )
+    cc = va["clone_checkout"]["runs"]
+    load = remote["load_average"]
+    lines = [
+        table(rows),
+        "",
+        f"clone {cc[0]['seconds']:.2f} s + checkout {cc[1]['seconds']:.2f} s; "
+        f"{remote.get('weed_version') or 'weed'} at {remote['endpoint']}; load average "
+        + ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in load.items()),
+        "",
+        "commit + push per version (one process each):",
+        "",
+        table(per),
+        "",
+    ]
+    return "\n".join(lines)
