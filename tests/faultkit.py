@@ -75,7 +75,8 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Assert a failure reported as exactly one ``vault: error: ...`` line, no traceback.
+    """Assert a failure reported as exactly one ``vault: error: ...`` line (under ``--json``, one
+    JSON error object), no traceback.
 
     Every ``needle`` must appear in that line (case-insensitive). Returns the line.
     """
@@ -85,7 +86,12 @@ def assert_clean_error(proc: subprocess.CompletedProcess[str], *needles: str) ->
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one error line, got:\n{proc.stderr}"
     line = lines[0]
-    assert line.startswith("vault: error: "), line
+    if line.startswith("{"):  # under --json: {"error": {"code", "kind", "message"}}
+        error = json.loads(line)["error"]
+        assert error["code"] == proc.returncode, line
+        line = error["message"]
+    else:
+        assert line.startswith("vault: error: "), line
     for needle in needles:
         assert needle.lower() in line.lower(), f"{needle!r} not in {line!r}"
     return line

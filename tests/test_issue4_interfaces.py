@@ -79,13 +79,13 @@ def test_a_deleted_name_points_to_the_pin_that_keeps_it(
     pin = repo.delete("v002", confirm=True).pin
     for args in (("show", "v002"), ("restore", "v2", str(tmp_path / "d")), ("diff", "v1", "v2")):
         result = vault_cli(*args)
-        assert result.exit_code == 2
+        assert result.exit_code == 3
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
         assert "unknown revision" in result.stderr and pin.name in result.stderr
     assert vault_cli("show", pin.name).exit_code == 0  # the hint works as it says
     repo.unpin(pin.name)
     result = vault_cli("show", "v002")
-    assert result.exit_code == 2 and "pin" not in result.stderr  # nothing keeps it now
+    assert result.exit_code == 3 and "pin" not in result.stderr  # nothing keeps it now
 
 
 def test_a_version_whose_files_gc_removed_is_never_named_again(
@@ -106,7 +106,7 @@ def test_a_version_whose_files_gc_removed_is_never_named_again(
         ("restore", gone, str(tmp_path / "d")),
     ):
         result = vault_cli(*args)
-        assert result.exit_code == 2, (args, result.output)
+        assert result.exit_code == 3, (args, result.output)
         assert result.stderr.strip() == (
             f"vault: error: version v002 ({gone[:12]}) was deleted and gc has removed its files;"
             " only its record remains"
@@ -137,7 +137,7 @@ def test_consolidate_takes_description_like_commit(
         result = vault_cli(
             "consolidate", "--base", str(tmp_path / "no"), "--adapter", "v9", flag, "merged"
         )
-        assert result.exit_code == 2
+        assert result.exit_code == 3
         assert "neither a directory nor a revision" in result.stderr, result.stderr
 
 
@@ -181,7 +181,7 @@ def test_deleting_the_consolidated_base_removes_base_too(
     assert repo.verify().ok
     assert not repo.store.has(merged)  # no child keeps even its record
     result = vault_cli("show", "base")
-    assert result.exit_code == 2 and "it was deleted" in result.stderr
+    assert result.exit_code == 3 and "it was deleted" in result.stderr
 
 
 BAD_INPUT = [
@@ -276,7 +276,7 @@ def test_stored_data_and_snapshots_come_back_after_their_sources_are_gone(
     repo.commit(model, "without")
     for flag, hint in (("--data", "--store-data"), ("--snapshots", "--snapshots")):
         result = vault_cli("checkout", "v002", str(tmp_path / "none"), flag)
-        assert result.exit_code == 2
+        assert result.exit_code == 3
         assert result.stderr == f"vault: error: v002 stores no {flag[2:]} (commit it with {hint})\n"
     assert not (tmp_path / "none").exists()
 

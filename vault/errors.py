@@ -6,19 +6,48 @@ Only the command line turns an error into text on stderr and an exit code.
 
 from __future__ import annotations
 
+EXIT_CODES = {
+    "check": 1,
+    "usage": 2,
+    "not_found": 3,
+    "refused": 4,
+    "damaged": 5,
+    "io": 6,
+}
+"""The exit status of each kind of error (the README's table): ``check`` a check found something
+(verify found damage, ``diff --exit-code`` found differences); ``usage`` a malformed request;
+``not_found`` a revision, pin, path, remote or repository that does not exist; ``refused`` what
+exists already, is not empty, needs ``--confirm`` or conflicts; ``damaged`` a damaged repository;
+``io`` out of space or another I/O failure."""
+
 
 class VaultError(Exception):
-    """Root of every error vault raises on purpose."""
+    """Root of every error vault raises on purpose.
 
-    exit_code = 2
+    Each class has a :attr:`kind`, one of :data:`EXIT_CODES`; an instance may name another (a
+    ``TagError`` for a missing tag is ``not_found``, for an existing one ``refused``).
+    """
 
-    def __init__(self, message: str) -> None:
+    kind = "usage"
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if kind is not None:
+            if kind not in EXIT_CODES:
+                raise ValueError(f"unknown error kind {kind!r}")
+            self.kind = kind
+
+    @property
+    def exit_code(self) -> int:
+        """The command line's exit status for this error."""
+        return EXIT_CODES[self.kind]
 
 
 class RepoNotFound(VaultError):
     """No repository at the given place, or none found walking up from the current directory."""
+
+    kind = "not_found"
 
     def __init__(self, where: str) -> None:
         super().__init__(f"not a vault repository: {where} (run 'vault init' first)")
@@ -28,6 +57,8 @@ class RepoNotFound(VaultError):
 class RepoExists(VaultError):
     """``init`` was asked to create a repository where one already exists."""
 
+    kind = "refused"
+
     def __init__(self, where: str) -> None:
         super().__init__(f"a vault repository already exists at {where}")
         self.where = where
@@ -36,6 +67,8 @@ class RepoExists(VaultError):
 class NotADirectory(VaultError):
     """A path that must be a directory (where ``init`` creates a repository) is something else."""
 
+    kind = "refused"
+
     def __init__(self, where: str) -> None:
         super().__init__(f"{where} exists and is not a directory")
         self.where = where
@@ -43,6 +76,8 @@ class NotADirectory(VaultError):
 
 class UnsupportedFormat(VaultError):
     """The repository was written by a format this release cannot read."""
+
+    kind = "damaged"
 
     def __init__(self, where: str, found: object, supported: int) -> None:
         super().__init__(
@@ -57,6 +92,8 @@ class BrokenParent(VaultError):
     """A commit would name as its parent an id that is not a readable version (``latest``
     points at a missing object, a tree, damaged bytes): a version must never name one."""
 
+    kind = "damaged"
+
     def __init__(self, ref: str, oid: str, why: str) -> None:
         super().__init__(
             f"{ref} ({oid[:12]}…) is not a readable version: {why}; run 'vault verify'"
@@ -68,6 +105,8 @@ class BrokenParent(VaultError):
 
 class UnknownRevision(VaultError):
     """A revision string names no version."""
+
+    kind = "not_found"
 
     def __init__(self, rev: str, why: str = "") -> None:
         super().__init__(f"unknown revision: {rev}" + (f" ({why})" if why else ""))
@@ -87,6 +126,8 @@ class AmbiguousRevision(VaultError):
 class ObjectMissing(VaultError):
     """An object that something refers to is not in the store."""
 
+    kind = "damaged"
+
     def __init__(self, oid: str) -> None:
         super().__init__(f"object {oid} is missing from the store")
         self.oid = oid
@@ -94,6 +135,8 @@ class ObjectMissing(VaultError):
 
 class CorruptObject(VaultError):
     """An object's bytes do not hash to its id, or cannot be decoded."""
+
+    kind = "damaged"
 
     def __init__(self, oid: str, actual: str | None = None, why: str = "") -> None:
         detail = why or (f"content hashes to {actual}" if actual else "damaged")
@@ -106,6 +149,8 @@ class CorruptObject(VaultError):
 class PathNotFound(VaultError):
     """A path given by the user does not exist."""
 
+    kind = "not_found"
+
     def __init__(self, path: str) -> None:
         super().__init__(f"path not found: {path}")
         self.path = path
@@ -114,14 +159,18 @@ class PathNotFound(VaultError):
 class UnsupportedFile(VaultError):
     """A file type vault does not store (fifo, socket, device)."""
 
-    def __init__(self, path: str, kind: str) -> None:
-        super().__init__(f"cannot store {path}: {kind} files are not supported")
+    kind = "refused"
+
+    def __init__(self, path: str, file_type: str) -> None:
+        super().__init__(f"cannot store {path}: {file_type} files are not supported")
         self.path = path
-        self.kind = kind
+        self.file_type = file_type
 
 
 class UnsafePath(VaultError):
     """A manifest path that is absolute, climbs out of the destination, or crosses a symlink."""
+
+    kind = "damaged"
 
     def __init__(self, path: str, why: str) -> None:
         super().__init__(f"refusing unsafe path {path!r}: {why}")
@@ -132,6 +181,8 @@ class UnsafePath(VaultError):
 class DestinationNotEmpty(VaultError):
     """Checkout into a non-empty directory without ``--force``."""
 
+    kind = "refused"
+
     def __init__(self, dest: str) -> None:
         super().__init__(f"destination {dest} is not empty (use --force to overwrite)")
         self.dest = dest
@@ -139,6 +190,8 @@ class DestinationNotEmpty(VaultError):
 
 class LockTimeout(VaultError):
     """Another process held a repository lock for longer than we were willing to wait."""
+
+    kind = "refused"
 
     def __init__(self, lock: str, timeout: float) -> None:
         super().__init__(f"timed out after {timeout:g}s waiting for lock {lock}")
@@ -148,6 +201,8 @@ class LockTimeout(VaultError):
 
 class RefConflict(VaultError):
     """A ref did not hold the value a compare-and-swap expected."""
+
+    kind = "refused"
 
     def __init__(self, ref: str, expected: str | None, actual: str | None) -> None:
         super().__init__(f"ref {ref} moved: expected {expected}, found {actual}")
@@ -160,6 +215,8 @@ class PreconditionFailed(VaultError):
     """A conditional write found the file other than the caller expected (created, replaced or
     removed by someone else); the backend changed nothing."""
 
+    kind = "refused"
+
     def __init__(self, key: str, why: str) -> None:
         super().__init__(f"{key} was not written: {why}")
         self.key = key
@@ -168,6 +225,8 @@ class PreconditionFailed(VaultError):
 
 class LockLost(VaultError):
     """A writer's lease on the repository expired before it finished; it published nothing."""
+
+    kind = "refused"
 
     def __init__(self, lock: str, age: float) -> None:
         super().__init__(
@@ -184,6 +243,8 @@ class TagError(VaultError):
 
 class DiskFull(VaultError):
     """The file system ran out of space while writing."""
+
+    kind = "io"
 
     def __init__(self, where: str) -> None:
         super().__init__(
@@ -206,12 +267,14 @@ class BadValue(VaultError):
 class VerifyFailed(VaultError):
     """``verify`` found damaged or missing objects."""
 
-    exit_code = 1
+    kind = "check"
 
 
 class FilesCollected(VaultError):
     """A version whose files gc has removed: it was deleted and nothing kept it, so only its
     small record is left (history still runs through it)."""
+
+    kind = "not_found"
 
     def __init__(self, rev: str, name: str | None = None, oid: str | None = None) -> None:
         label = f"{name} ({oid[:12]})" if name and oid else rev
@@ -225,6 +288,8 @@ class FilesCollected(VaultError):
 
 class NoAttachment(VaultError):
     """A version that stores no training data (or no snapshots) besides its files."""
+
+    kind = "not_found"
 
     def __init__(self, rev: str, role: str) -> None:
         flag = "--store-data" if role == "data" else f"--{role}"
@@ -240,6 +305,8 @@ class PinError(VaultError):
 class NotConfirmed(VaultError):
     """A destructive command was run without its confirmation flag."""
 
+    kind = "refused"
+
     def __init__(self, what: str, flag: str = "--confirm") -> None:
         super().__init__(f"refusing to {what} without confirmation: add {flag}")
         self.what = what
@@ -248,6 +315,8 @@ class NotConfirmed(VaultError):
 
 class FileNotInVersion(VaultError):
     """A path that the named version does not hold (or holds as a link, not a file)."""
+
+    kind = "not_found"
 
     def __init__(self, rev: str, path: str, why: str = "no such file") -> None:
         super().__init__(f"{rev} has no file {path}: {why}")
@@ -288,6 +357,8 @@ class RemoteUnavailable(VaultError):
     """A remote store could not serve a request: it stayed unreachable (or kept failing) until
     the deadline, or it refused the request for good (no credentials, access denied, no such
     bucket). Nothing is half-published: objects appear whole or not at all."""
+
+    kind = "io"
 
     def __init__(self, where: str, why: str, seconds: float | None = None) -> None:
         tail = f" (gave up after {seconds:.0f}s; VAULT_S3_TIMEOUT sets how long)" if seconds else ""

@@ -161,14 +161,14 @@ def get_remote(config: Config, name: str | None = None) -> Remote:
     if name is not None:
         if name not in found:
             known = ", ".join(found) or "none"
-            raise RemoteError(f"no remote named {name!r} (remotes: {known})")
+            raise RemoteError(f"no remote named {name!r} (remotes: {known})", kind="not_found")
         return found[name]
     if DEFAULT_REMOTE in found:
         return found[DEFAULT_REMOTE]
     if len(found) == 1:
         return next(iter(found.values()))
     if not found:
-        raise RemoteError("no remote: add one with 'vault remote add NAME URL'")
+        raise RemoteError("no remote: add one with 'vault remote add NAME URL'", kind="not_found")
     names = ", ".join(found)
     raise RemoteError(f"several remotes and none is {DEFAULT_REMOTE!r}: name one ({names})")
 
@@ -191,7 +191,7 @@ def add_remote(config: Config, remote: Remote) -> Remote:
     def change(doc: dict[str, Any]) -> None:
         table = doc.setdefault("remotes", {})
         if remote.name in table:
-            raise RemoteError(f"a remote named {remote.name!r} exists already")
+            raise RemoteError(f"a remote named {remote.name!r} exists already", kind="refused")
         entry = asdict(remote)
         del entry["name"]
         table[remote.name] = {k: v for k, v in entry.items() if v is not None}
@@ -211,7 +211,7 @@ def remove_remote(config: Config, name: str) -> Remote:
     def change(doc: dict[str, Any]) -> None:
         table = doc.get("remotes", {})
         if name not in table:
-            raise RemoteError(f"no remote named {name!r}")
+            raise RemoteError(f"no remote named {name!r}", kind="not_found")
         del table[name]
 
     update_config(config, change)
@@ -229,7 +229,7 @@ def update_config(config: Config, change: Any) -> None:
         with contextlib.suppress(PreconditionFailed):
             backend.put_if_match(CONFIG, config_bytes(doc), etag)
             return
-    raise RemoteError("config.json kept changing under this update; try again")
+    raise RemoteError("config.json kept changing under this update; try again", kind="refused")
 
 
 def tracking_ref(remote: str, ref: str) -> str:

@@ -171,7 +171,14 @@ class Repository(RemoteMethods):
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | Backend, **kwargs: Any) -> Repository:
-        """Open the repository whose directory is ``path``, or that lives on a backend."""
+        """Open the repository whose directory is ``path``, or that lives on a backend.
+
+        ``path`` may also be a project folder: one that holds a repository in ``.vault/``.
+        """
+        if isinstance(path, (str, os.PathLike)):
+            folder = Path(path)
+            if not (folder / CONFIG).exists() and (folder / REPO_DIRNAME / CONFIG).exists():
+                path = folder / REPO_DIRNAME
         repo = cls(path, **kwargs)
         found = repo.config.read().get("format")
         if found not in READABLE_FORMATS:

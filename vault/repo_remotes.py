@@ -92,7 +92,8 @@ class RemoteMethods:
         except RepoNotFound:
             if not create:
                 raise RemoteError(
-                    f"the remote {remote.name!r} ({remote.url}) holds no vault repository"
+                    f"the remote {remote.name!r} ({remote.url}) holds no vault repository",
+                    kind="not_found",
                 ) from None
         where: Backend | Path = backend
         if backend.capabilities.local_root is not None:
@@ -170,7 +171,7 @@ class RemoteMethods:
         try:
             source = Repository.open(remote.open_backend())
         except RepoNotFound:
-            raise RemoteError(f"{remote.url} holds no vault repository") from None
+            raise RemoteError(f"{remote.url} holds no vault repository", kind="not_found") from None
         root = Path(path)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise BadValue("clone destination", str(root), "it exists and is not empty")

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..errors import VaultError
+from ..errors import EXIT_CODES, VaultError
 from ..progress import human_bytes
 
 __all__ = [
@@ -110,7 +110,8 @@ class Context:
                 return Repository.open(S3Backend.from_url(self.repo_url))
             except RepoNotFound:
                 raise RemoteError(
-                    f"not a vault repository: {self.repo_url} (push or clone to create one)"
+                    f"not a vault repository: {self.repo_url} (push or clone to create one)",
+                    kind="not_found",
                 ) from None
         path = self.repo_path
         if path is not None:
@@ -197,9 +198,23 @@ def one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print ``vault: error: MESSAGE`` on stderr, on one line, and exit with ``code``."""
-    click.echo(f"vault: error: {one_line(message)}", err=True)
+_KINDS = {code: kind for kind, code in EXIT_CODES.items()}
+_KINDS.update({INTERNAL_ERROR: "internal", 130: "interrupted"})
+
+GLOBAL_FLAGS = ("--debug",)
+"""The group's options without a value, accepted after the subcommand as well."""
+GLOBAL_OPTIONS = ("--repo",)
+"""The group's options with a value, accepted after the subcommand as well."""
+
+
+def fail(message: str, code: int = 2, kind: str | None = None) -> None:
+    """Report an error and exit with ``code``: one line ``vault: error: MESSAGE`` on stderr, or
+    under ``--json`` one JSON object ``{"error": {"code", "kind", "message"}}`` on stderr."""
+    if VaultGroup.json_errors:
+        error = {"code": code, "kind": kind or _KINDS.get(code, "error"), "message": message}
+        click.echo(json.dumps({"error": error}, ensure_ascii=False), err=True)
+    else:
+        click.echo(f"vault: error: {one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -208,18 +223,69 @@ def internal_error(exc: BaseException) -> None:
     fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug)", INTERNAL_ERROR)
 
 
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with the group's options that follow the subcommand (``vault log --repo DIR``)
+    moved before it, where click expects them; ``--`` ends the search.
+
+    An option given both before and after the subcommand takes the later value, as click does
+    with an option given twice.
+    """
+    i = 0
+    while i < len(args):  # the leading global options
+        token = args[i]
+        if token in GLOBAL_OPTIONS:
+            i += 2
+        elif token in GLOBAL_FLAGS or token.startswith(tuple(f"{o}=" for o in GLOBAL_OPTIONS)):
+            i += 1
+        else:
+            break
+    head, rest, moved = args[:i], [], []
+    j = i
+    while j < len(args):
+        token = args[j]
+        if token == "--":
+            rest.extend(args[j:])
+            break
+        if token in GLOBAL_OPTIONS and j + 1 < len(args):
+            moved.extend(args[j : j + 2])
+            j += 2
+            continue
+        if token in GLOBAL_FLAGS or token.startswith(tuple(f"{o}=" for o in GLOBAL_OPTIONS)):
+            moved.append(token)
+        else:
+            rest.append(token)
+        j += 1
+    return head + moved + rest
+
+
+def _wants_json(args: list[str]) -> bool:
+    """Whether ``--json`` is among the options (before any ``--``)."""
+    for token in args:
+        if token == "--":
+            return False
+        if token == "--json":
+            return True
+    return False
+
+
 class VaultGroup(click.Group):
     """A click group that turns vault's errors into one line on stderr and an exit code."""
 
     debug = False
     """Whether ``--debug`` was given: errors then propagate with their tracebacks."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    json_errors = False
+    """Whether ``--json`` was given: errors are then reported as one JSON object."""
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Run the CLI; usage errors, too, become one line on stderr."""
         kwargs["standalone_mode"] = False
+        argv = list(sys.argv[1:] if args is None else args)
+        argv = hoist_global_options(argv)
+        VaultGroup.json_errors = _wants_json(argv)
         self.debug = False  # invoke sets it from --debug
         try:
-            rv = super().main(*args, **kwargs)
+            rv = super().main(argv, *rest, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
@@ -232,7 +298,7 @@ class VaultGroup(click.Group):
             ctx = getattr(exc, "ctx", None)
             if isinstance(exc, click.UsageError) and ctx is not None:
                 hint = f" (see '{ctx.command_path} --help')"
-            fail(exc.format_message() + hint, exc.exit_code)
+            fail(exc.format_message() + hint, EXIT_CODES["usage"], "usage")
         except Exception as exc:  # MemoryError and RecursionError included
             if self.debug:  # re-raised by invoke for --debug: Python prints the traceback
                 raise
@@ -249,7 +315,7 @@ class VaultGroup(click.Group):
         except VaultError as exc:
             if self.debug:
                 raise
-            fail(exc.message, exc.exit_code)
+            fail(exc.message, exc.exit_code, exc.kind)
         except KeyboardInterrupt:
             if self.debug:
                 raise
@@ -260,9 +326,9 @@ class VaultGroup(click.Group):
             if self.debug:
                 raise
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                fail(f"no space left on device: {exc.filename or ''}".rstrip(": "))
+                fail(f"no space left on device: {exc.filename or ''}".rstrip(": "), 6, "io")
             where = f": {exc.filename}" if exc.filename else ""
-            fail(f"{exc.strerror or exc}{where}")
+            fail(f"{exc.strerror or exc}{where}", 6, "io")
         except Exception as exc:
             if self.debug:
                 raise

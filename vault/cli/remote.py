@@ -143,6 +143,7 @@ def clone(
 ) -> None:
     """Copy the repository at URL into DEST/.vault (DEST is created, or must be empty); with
     --repo DIR and no DEST, DIR itself becomes the repository. URL becomes the remote origin."""
+    from ..errors import VaultError
     from ..repo import REPO_DIRNAME, Repository
 
     if dest is not None and ctx.repo_dir:
@@ -153,7 +154,9 @@ def clone(
     else:
         folder = Path(dest) if dest is not None else Path(_default_dest(url))
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-            raise click.UsageError(f"destination {dest or folder} exists and is not empty")
+            raise VaultError(
+                f"destination {dest or folder} exists and is not empty", kind="refused"
+            )
         root = folder / REPO_DIRNAME
     repo, result = Repository.clone(
         url,

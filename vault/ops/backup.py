@@ -48,7 +48,7 @@ def backup(
     if name is not None:
         pins_op.check_pin_name(name)
         if PINS + name in parts.refs.read().refs:
-            raise PinError(f"pin {name} already exists")
+            raise PinError(f"pin {name} already exists", kind="refused")
     made: list[PinInfo] = []
 
     def on_publish(txn: Transaction, oid: Oid, version: Version) -> None:

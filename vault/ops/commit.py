@@ -528,7 +528,9 @@ def commit(
     existing = parts.refs.read()
     for t in tags:
         if TAGS + t in existing.refs:
-            raise TagError(f"tag {t} already exists (move it with 'vault tag --force')")
+            raise TagError(
+                f"tag {t} already exists (move it with 'vault tag --force')", kind="refused"
+            )
     progress = progress or NullProgress()
     store = parts.store
     cache = (
@@ -570,7 +572,7 @@ def commit(
                 ) as txn:
                     for t in tags:
                         if txn.get(TAGS + t) is not None:
-                            raise TagError(f"tag {t} already exists")
+                            raise TagError(f"tag {t} already exists", kind="refused")
                     parent = txn.get(LATEST)
                     if parents is not None:
                         version_parents = tuple(parents)

@@ -193,7 +193,7 @@ def set_pin(
         check_pin_name(name)
     old = txn.get(PINS + name)
     if old is not None and not replace:
-        raise PinError(f"pin {name} already exists")
+        raise PinError(f"pin {name} already exists", kind="refused")
     seq = 1 + max((_seq(d) for d in txn.doc.pins.values()), default=0)
     txn.set_pin(name, oid, describe(type, reason, when, expiry, seq), expected=old)
     return name
@@ -305,7 +305,7 @@ def pin_info(store: ObjectStore, refs: RefsDoc, name: str) -> PinInfo:
     for p in pin_list(store, refs):
         if p.name == name:
             return p
-    raise PinError(f"no such pin: {name}")
+    raise PinError(f"no such pin: {name}", kind="not_found")
 
 
 def pins(parts: Parts, pin_type: str | None = None) -> list[PinInfo]:

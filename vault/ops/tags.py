@@ -40,7 +40,7 @@ def tag(parts: Parts, name: str, rev: str, *, force: bool = False) -> TagInfo:
         check_files_kept(parts.store, txn.doc, oid, rev)
         old = txn.get(TAGS + name)
         if old is not None and not force:
-            raise TagError(f"tag {name} already exists (use --force to move it)")
+            raise TagError(f"tag {name} already exists (use --force to move it)", kind="refused")
         txn.set(TAGS + name, oid, expected=old)
     names, _ = version_names(parts.refs.read())
     return TagInfo(name, oid, names.get(oid))
@@ -55,6 +55,6 @@ def untag(parts: Parts, name: str) -> TagInfo:
     with parts.writing(), parts.refs.transaction(f"untag {name}") as txn:
         old = txn.get(TAGS + name)
         if old is None:
-            raise TagError(f"no such tag: {name}")
+            raise TagError(f"no such tag: {name}", kind="not_found")
         txn.delete(TAGS + name, expected=old)
     return TagInfo(name, old, None)

@@ -269,7 +269,9 @@ def push(
                 theirs = remote.refs.read()
                 target = _push_target(ours, theirs, name)
         else:
-            raise RemoteError(f"the remote {name} kept changing under this push: try again")
+            raise RemoteError(
+                f"the remote {name} kept changing under this push: try again", kind="refused"
+            )
     result.versions = _by_number(set(_versions(target.refs)) - set(_versions(theirs.refs)))
     _record(local, name, target.refs, "push", synced=_agreed(ours, target))
     return result
@@ -321,7 +323,9 @@ def _push_target(ours: RefsDoc, theirs: RefsDoc, name: str) -> RefsDoc:
             else f"changed {', '.join(sorted(names + clashes)[:5])} since this repository last"
             " synced with it"
         )
-        raise RemoteError(f"the remote {name} {what}: run 'vault pull {name}' first")
+        raise RemoteError(
+            f"the remote {name} {what}: run 'vault pull {name}' first", kind="refused"
+        )
     return RefsDoc(refs, max(ours.next_version, theirs.next_version), pins)
 
 
