@@ -136,7 +136,8 @@ class Source:
             self.oid = resolve(arg, refs, parts.store)
         except UnknownRevision:
             raise ConsolidateError(
-                f"{role} {arg!r} is neither a directory nor a revision of this repository"
+                f"{role} {arg!r} is neither a directory nor a revision of this repository",
+                kind="not_found",
             ) from None
         names, _ = version_names(refs)
         self.name = names.get(self.oid) or parts.store.get_version(self.oid).name
