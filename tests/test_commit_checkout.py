@@ -237,7 +237,7 @@ def test_fifo_is_refused(tmp_path: Path, repo: Repository) -> None:
     os.mkfifo(src / "pipe")
     with pytest.raises(UnsupportedFile) as info:
         repo.commit(src, "fifo")
-    assert info.value.kind == "fifo"
+    assert info.value.file_type == "fifo"
     assert repo.log() == []
 
 
