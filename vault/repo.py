@@ -308,11 +308,14 @@ class Repository(RemoteMethods):
         dest: str | os.PathLike[str],
         *,
         force: bool = False,
+        clean: bool = False,
         progress: Progress | None = None,
         durable: bool = False,
     ) -> CheckoutResult:
         """Write the files of ``rev`` under ``dest``, verified; see :func:`vault.ops.checkout`.
 
+        ``force`` writes into a non-empty ``dest`` unless it holds files ``rev`` does not have
+        (:class:`~vault.errors.StrayFiles`); ``clean`` removes those (it implies ``force``).
         ``durable`` fsyncs every file written (off by default, as in git and restic).
 
         Raises:
@@ -321,7 +324,7 @@ class Repository(RemoteMethods):
         from .ops.checkout import checkout_version
 
         return checkout_version(
-            self.parts, rev, dest, force=force, progress=progress, durable=durable
+            self.parts, rev, dest, force=force, clean=clean, progress=progress, durable=durable
         )
 
     def checkout_attachment(
@@ -331,6 +334,7 @@ class Repository(RemoteMethods):
         dest: str | os.PathLike[str],
         *,
         force: bool = False,
+        clean: bool = False,
         progress: Progress | None = None,
         durable: bool = False,
     ) -> CheckoutResult:
@@ -348,7 +352,14 @@ class Repository(RemoteMethods):
         from .ops.checkout import checkout_version
 
         return checkout_version(
-            self.parts, rev, dest, role=role, force=force, progress=progress, durable=durable
+            self.parts,
+            rev,
+            dest,
+            role=role,
+            force=force,
+            clean=clean,
+            progress=progress,
+            durable=durable,
         )
 
     # -- model files: tensors, diff, consolidation --------------------------------------------
