@@ -303,10 +303,13 @@ def test_checkout_refuses_non_empty_without_force(
     (dest / "notes.txt").write_text("mine")
     assert_error(vault_cli("checkout", "v001", str(dest)), "not empty", "--force")
     assert (dest / "config.json").read_text() == "local"
-    ok(vault_cli("checkout", "v001", str(dest), "--force"))
+    # notes.txt is not in v001: --force alone would leave a mix, so it writes nothing.
+    assert_error(vault_cli("checkout", "v001", str(dest), "--force"), "notes.txt", "--clean")
+    assert (dest / "config.json").read_text() == "local"
+    ok(vault_cli("checkout", "v001", str(dest), "--clean"))
     assert json.loads((dest / "config.json").read_text()) == {"i": 0}
-    assert (dest / "notes.txt").read_text() == "mine"
-    assert len(list(dest.iterdir())) == 5
+    assert not (dest / "notes.txt").exists()
+    assert len(list(dest.iterdir())) == 4
 
 
 # -- tag -------------------------------------------------------------------------------------

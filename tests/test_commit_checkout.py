@@ -16,6 +16,7 @@ from vault.errors import (
     DestinationNotEmpty,
     ObjectMissing,
     PathNotFound,
+    StrayFiles,
     TagError,
     UnsafePath,
     UnsupportedFile,
@@ -285,15 +286,14 @@ def test_non_empty_destination_needs_force(
     with pytest.raises(DestinationNotEmpty):
         repo.checkout("v001", dest)
     assert (dest / "a.txt").read_text() == "local edit"
+    with pytest.raises(StrayFiles):  # mine.txt would stay: a mix of versions
+        repo.checkout("v001", dest, force=True)
+    assert tree_bytes(dest) == {"a.txt": b"local edit", "mine.txt": b"untracked"}
+    (dest / "mine.txt").unlink()
     repo.checkout("v001", dest, force=True)
-    assert tree_bytes(dest) == {"a.txt": b"a1", "sub/b.txt": b"b1", "mine.txt": b"untracked"}
-    repo.checkout("v002", dest, force=True)  # other files (sub/b.txt, mine.txt) left alone
-    assert tree_bytes(dest) == {
-        "a.txt": b"a2",
-        "c.txt": b"c2",
-        "sub/b.txt": b"b1",
-        "mine.txt": b"untracked",
-    }
+    assert tree_bytes(dest) == {"a.txt": b"a1", "sub/b.txt": b"b1"}
+    repo.checkout("v002", dest, clean=True)  # sub/b.txt is not in v002
+    assert tree_bytes(dest) == {"a.txt": b"a2", "c.txt": b"c2"}
 
 
 def test_force_replaces_a_link_without_writing_through_it(

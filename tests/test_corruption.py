@@ -139,7 +139,8 @@ def _assert_checkout_fails_cleanly(b: Built, rev: str, *needles: str) -> None:
 
 
 def _assert_force_checkout_fails_cleanly(b: Built, rev: str, *needles: str) -> None:
-    """Into an existing DEST with --force: a clear error, existing files untouched."""
+    """Into an existing DEST with --clean (which would remove the user's own files once the
+    version is staged): a clear error, existing files untouched."""
     dest = b.work / f"existing-{rev}"
     dest.mkdir()
     (dest / "d.txt").write_bytes(b"the user's own d.txt\n")
@@ -147,7 +148,7 @@ def _assert_force_checkout_fails_cleanly(b: Built, rev: str, *needles: str) -> N
     (dest / "keep").mkdir()
     (dest / "keep" / "mine.txt").write_text("mine\n")
     before = snapshot(dest)
-    proc = run_vault(b.repo, "checkout", "--force", rev, str(dest))
+    proc = run_vault(b.repo, "checkout", "--clean", rev, str(dest))
     assert_clean_error(proc, *needles)
     assert snapshot(dest) == before
     assert sorted(os.listdir(dest)) == ["c.bin", "d.txt", "keep"]  # no staging directory left

@@ -358,10 +358,11 @@ def versions(tmp_path: Path) -> tuple[Path, Path, dict[str, Snapshot]]:
 
 
 def command_args(command: str, dest: Path) -> tuple[list[str], str]:
-    """The command line of a forced checkout of v002, or of a restore of v003, into ``dest``,
-    and the version it writes."""
+    """The command line of a clean checkout of v002 (which also sets aside the files v002 does
+    not have, as restore does), or of a restore of v003, into ``dest``, and the version it
+    writes."""
     if command == "checkout":
-        return ["checkout", "--force", "v002", str(dest)], "v002"
+        return ["checkout", "--clean", "v002", str(dest)], "v002"
     return ["restore", "v003", str(dest)], "v003"
 
 
@@ -478,7 +479,7 @@ def test_a_killed_checkout_leaves_nothing_the_next_run_does_not_clean(
     src = write_files(tmp_path / "src", {f"part-{i}.bin": rng.bytes(12 << 20) for i in range(3)})
     ok(run_vault(repo, "commit", str(src), "-m", "big"))
     dest = write_files(tmp_path / "dest", {"old.txt": "old\n"})
-    args = ["checkout", "--force", "v001", str(dest)] if command == "checkout" else []
+    args = ["checkout", "--clean", "v001", str(dest)] if command == "checkout" else []
     args = args or ["restore", "v001", str(dest)]
 
     _kill_when_staging(repo, *args, dest=dest)
@@ -504,7 +505,7 @@ def test_a_swap_killed_at_any_point_is_put_back_by_the_next_run(
     pristine = tmp_path / "pristine"
     shutil.copytree(dest, pristine, symlinks=True)
     before = state(dest)
-    last = "checkout-swapped" if command == "checkout" else "restore-written"
+    last = "restore-written"  # a clean checkout makes the exact swap of a restore
     points = ["checkout-staged", last, *(f"checkout-swap:{n}" for n in range(1, 100))]
     killed = 0
     for point in points:
@@ -536,7 +537,7 @@ def test_recovery_leaves_a_live_checkout_alone_and_refuses_a_journal_pointing_ou
     dest = write_files(tmp_path / "dest", {"mine.txt": "mine\n"})
     live = dest / f"{STAGING_PREFIX}{os.getpid()}-0000"  # this test process: alive
     write_files(live, {"new/a.txt": "staged\n"})
-    ok(run_vault(repo, "checkout", "--force", "v001", str(dest)))
+    ok(run_vault(repo, "checkout", "--clean", "v001", str(dest)))  # clean, yet it stays
     assert (live / "new" / "a.txt").read_text() == "staged\n"
 
     gone = subprocess.Popen(["true"])

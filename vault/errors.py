@@ -371,3 +371,44 @@ class RemoteUnavailable(VaultError):
 class RemoteError(VaultError):
     """A remote cannot be used as asked: unknown name, a name taken, no default remote, a
     remote that has moved on (pull first), or one that is not a vault repository."""
+
+
+# Reading and status (issue 11, items 8, 9, 10)
+
+
+class StrayFiles(VaultError):
+    """``checkout --force`` into a folder holding files the version does not have: writing
+    would leave a folder that is neither the version nor what was there. Nothing was written;
+    ``--clean`` removes them."""
+
+    exit_code = 4
+    kind = "refused"
+    SHOWN = 3
+    """Paths the message names; the rest are counted."""
+
+    def __init__(self, dest: str, paths: list[str]) -> None:
+        shown = ", ".join(paths[: self.SHOWN])
+        more = f" and {len(paths) - self.SHOWN} more" if len(paths) > self.SHOWN else ""
+        noun = "file" if len(paths) == 1 else "files"
+        super().__init__(
+            f"{dest} holds {len(paths)} {noun} the version does not have ({shown}{more});"
+            " nothing was written: add --clean to remove them, or check out into an empty folder"
+        )
+        self.dest = dest
+        self.paths = paths
+
+
+class PathNotInVersion(FileNotInVersion):
+    """A path (a file, or a folder for ``ls``) that the named version does not hold, or holds
+    as something else than asked (a folder or a link where ``cat`` needs a file)."""
+
+    exit_code = 3
+    kind = "not_found"
+
+    def __init__(
+        self, rev: str, path: str, why: str = "no such file or folder in the version"
+    ) -> None:
+        VaultError.__init__(self, f"{rev}:{path}: {why}")
+        self.rev = rev
+        self.path = path
+        self.why = why

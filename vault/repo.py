@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from .ops.commit import CommitResult, Paths
     from .ops.consolidate import ConsolidateResult
     from .ops.delete import DeleteResult
-    from .ops.diff import DiffResult
+    from .ops.diff import DiffResult, FileChanges
+    from .ops.files import FileDetail, VersionFile
     from .ops.gc import GcResult
     from .ops.history import FileInfo, VersionInfo
     from .ops.pins import CleanupPlan, PinInfo
@@ -315,11 +316,14 @@ class Repository(RemoteMethods):
         dest: str | os.PathLike[str],
         *,
         force: bool = False,
+        clean: bool = False,
         progress: Progress | None = None,
         durable: bool = False,
     ) -> CheckoutResult:
         """Write the files of ``rev`` under ``dest``, verified; see :func:`vault.ops.checkout`.
 
+        ``force`` writes into a non-empty ``dest`` unless it holds files ``rev`` does not have
+        (:class:`~vault.errors.StrayFiles`); ``clean`` removes those (it implies ``force``).
         ``durable`` fsyncs every file written (off by default, as in git and restic).
 
         Raises:
@@ -328,7 +332,7 @@ class Repository(RemoteMethods):
         from .ops.checkout import checkout_version
 
         return checkout_version(
-            self.parts, rev, dest, force=force, progress=progress, durable=durable
+            self.parts, rev, dest, force=force, clean=clean, progress=progress, durable=durable
         )
 
     def checkout_attachment(
@@ -338,6 +342,7 @@ class Repository(RemoteMethods):
         dest: str | os.PathLike[str],
         *,
         force: bool = False,
+        clean: bool = False,
         progress: Progress | None = None,
         durable: bool = False,
     ) -> CheckoutResult:
@@ -355,8 +360,55 @@ class Repository(RemoteMethods):
         from .ops.checkout import checkout_version
 
         return checkout_version(
-            self.parts, rev, dest, role=role, force=force, progress=progress, durable=durable
+            self.parts,
+            rev,
+            dest,
+            role=role,
+            force=force,
+            clean=clean,
+            progress=progress,
+            durable=durable,
         )
+
+    # -- single files and status (ls, cat, show REV:PATH, status) ------------------------------
+
+    def ls(self, rev: str, path: str | None = None) -> list[FileInfo]:
+        """The files and links of ``rev``: all, the one at ``path``, or those under the folder
+        ``path``; see :func:`vault.ops.files.ls`.
+
+        Raises:
+            PathNotInVersion: ``rev`` has nothing at ``path``.
+        """
+        from .ops import files
+
+        return files.ls(self.parts, rev, path)
+
+    def open_file(self, rev: str, path: str) -> VersionFile:
+        """The file ``path`` of ``rev`` as a read-only binary stream, every byte verified on
+        the way out of the store; see :class:`vault.ops.files.VersionFile`.
+
+        Raises:
+            PathNotInVersion: ``rev`` has no file ``path``.
+        """
+        from .ops import files
+
+        return files.open_file(self.parts, rev, path)
+
+    def file_detail(self, rev: str, path: str) -> FileDetail:
+        """The file ``path`` of ``rev``: size, id, mode and, for safetensors, its tensors."""
+        from .ops import files
+
+        return files.file_detail(self.parts, rev, path)
+
+    def status(
+        self, path: str | os.PathLike[str] | None = None, *, rev: str | None = None
+    ) -> FileChanges:
+        """Files added, removed and changed in the folder ``path`` (default: the recorded
+        working directory, else the current one) against ``rev`` (default ``latest``); see
+        :mod:`vault.ops.status`, which also says what it writes (the stat cache only)."""
+        from .ops.status import status
+
+        return status(self.parts, self._destination(path) or Path("."), rev)
 
     # -- model files: tensors, diff, consolidation --------------------------------------------
 
@@ -383,6 +435,15 @@ class Repository(RemoteMethods):
         from .ops.diff import diff
 
         return diff(self.parts, rev_a, rev_b)
+
+    def diff_folder(
+        self, rev: str, folder: str | os.PathLike[str], *, folder_first: bool = False
+    ) -> DiffResult:
+        """:meth:`diff` from ``rev`` to the folder ``folder`` (the other way round with
+        ``folder_first``); see :func:`vault.ops.diff.diff_folder`."""
+        from .ops.diff import diff_folder
+
+        return diff_folder(self.parts, rev, folder, folder_first=folder_first)
 
     def consolidate(
         self,

@@ -11,7 +11,16 @@ from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_
 @click.argument("rev")
 @click.argument("dest", type=PathArg())
 @click.option(
-    "--force", is_flag=True, help="Write into a non-empty DEST, replacing the version's paths."
+    "--force",
+    is_flag=True,
+    help="Write into a non-empty DEST, replacing the version's paths; refused (exit 4) when DEST"
+    " holds files REV does not have.",
+)
+@click.option(
+    "--clean",
+    is_flag=True,
+    help="Make DEST hold exactly REV: also remove the files of DEST that REV does not have"
+    " (implies --force; .vault and the repository are never touched).",
 )
 @click.option(
     "--fsync",
@@ -38,20 +47,29 @@ def checkout(
     rev: str,
     dest: str,
     force: bool,
+    clean: bool,
     durable: bool,
     role: str | None,
     as_json: bool,
 ) -> None:
-    """Write the files of REV under DEST, verified."""
+    """Write the files of REV under DEST, verified, all or nothing.
+
+    DEST must be empty or missing, unless --force is given. --force never leaves a folder mixing
+    two versions: when DEST holds files that REV does not have, nothing is written and the
+    command exits 4 naming them; --clean removes them in the same all-or-nothing swap.
+    """
     from ..progress import for_terminal
 
     repo = ctx.repo(writes=False)
+    progress = for_terminal()
     if role is not None:
         result = repo.checkout_attachment(
-            rev, role, dest, force=force, progress=for_terminal(), durable=durable
+            rev, role, dest, force=force, clean=clean, progress=progress, durable=durable
         )
     else:
-        result = repo.checkout(rev, dest, force=force, progress=for_terminal(), durable=durable)
+        result = repo.checkout(
+            rev, dest, force=force, clean=clean, progress=progress, durable=durable
+        )
     if as_json:
         emit_json({"dest": str(result.dest), "files": result.files, "bytes": result.bytes})
     else:

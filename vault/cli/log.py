@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx, quote
@@ -15,6 +18,31 @@ def _loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _width() -> int | None:
+    """The width ``log`` fits its lines to: ``$COLUMNS`` when set, else the terminal's when
+    stdout is one; ``None`` (no limit) when stdout is a pipe or a file, as ``git log``."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if sys.stdout.isatty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return None
+
+
+MIN_DESCRIPTION = 12
+"""Characters of a description ``log`` keeps however narrow the terminal: a line a little too
+long is better than a description reduced to an ellipsis."""
+
+
+def _fit(text: str, room: int) -> str:
+    """``text`` cut to ``room`` characters (at least :data:`MIN_DESCRIPTION`), ending in an
+    ellipsis when cut."""
+    room = max(room, MIN_DESCRIPTION)
+    return text if len(text) <= room else text[: room - 1] + "\u2026"
+
+
 @click.command()
 @click.argument("rev", required=False)
 @click.option("-n", "limit", type=click.IntRange(min=0), help="Show at most N versions.")
@@ -24,7 +52,12 @@ def _loss(value: float | None) -> str:
 @json_option
 @pass_ctx
 def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_json: bool) -> None:
-    """History from REV (default latest), newest first."""
+    """History from REV (default latest), newest first.
+
+    On a terminal (or with $COLUMNS set) each line fits the width, the description cut with an
+    ellipsis (keeping at least 12 characters); piped, lines are whole. --json and 'vault show'
+    give the full description.
+    """
     entries = ctx.repo(writes=False).log(rev, limit=limit, all=show_all)
     if as_json:
         emit_json([e.to_json() for e in entries])
@@ -54,13 +87,15 @@ def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_jso
         "DESCRIPTION",
     )  # fmt: skip
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    width = _width()
     for r in [header, *rows]:
         cells = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True))
-        click.echo(f"{cells}  {r[-1]}".rstrip())
+        text = r[-1] if width is None else _fit(r[-1], width - len(cells) - 2)
+        click.echo(f"{cells}  {text}".rstrip())
 
 
 @click.command()
-@click.argument("rev")
+@click.argument("rev", metavar="REV[:PATH]")
 @click.option(
     "--plot",
     metavar="FILE.png",
@@ -70,16 +105,27 @@ def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_jso
 @json_option
 @pass_ctx
 def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
-    """One version: its metadata, training data, learning curve and files.
+    """One version: its metadata, training data, learning curve and files; or, given
+    REV:PATH, one file of it: size, id, mode and, for a safetensors file, its tensors.
 
     A file name that holds a control character (a newline, a tab), a double quote or a
     backslash is printed in double quotes with C-style escapes, as git does: "a\\nb".
+    --plot says on stderr where it wrote the image.
     """
+    from ..ops.files import split_rev_path
+
+    rev, path = split_rev_path(rev)
+    if path is not None:
+        if plot is not None:
+            raise click.BadParameter("plots a version's curve, not a file's", param_hint="--plot")
+        _show_file(ctx, rev, path, as_json)
+        return
     info = ctx.repo(writes=False).show(rev)
     if plot is not None:
         from ..meta import plot_curve
 
-        plot_curve(info.curve or [], plot, title=info.version or info.id[:12])
+        out = plot_curve(info.curve or [], plot, title=info.version or info.id[:12])
+        click.echo(f"wrote the learning curve to {os.path.abspath(out)}", err=True)
     if as_json:
         emit_json(info.to_json())
         return
@@ -102,6 +148,24 @@ def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
             click.echo(f"  link  {quote(f.path)} -> {quote(f.target or '')}")
         else:
             click.echo(f"  {human_bytes(f.size):>10}  {quote(f.path)}")
+
+
+def _show_file(ctx: Context, rev: str, path: str, as_json: bool) -> None:
+    """``show REV:PATH``."""
+    detail = ctx.repo(writes=False).file_detail(rev, path)
+    if as_json:
+        emit_json(detail.to_json())
+        return
+    click.echo(f"path     {quote(detail.path)}")
+    click.echo(f"version  {rev}")
+    click.echo(f"size     {human_bytes(detail.size)} ({detail.size} bytes)")
+    click.echo(f"id       {detail.id}")
+    click.echo(f"mode     {detail.mode:04o}")
+    if detail.tensors is not None:
+        click.echo(f"tensors  {len(detail.tensors)}")
+        for t in detail.tensors:
+            shape = "[" + ", ".join(str(d) for d in t.shape) + "]"
+            click.echo(f"  {t.dtype:<8} {shape:<16} {quote(t.name)}")
 
 
 def _flat(meta: dict, prefix: str = "") -> list[tuple[str, object]]:

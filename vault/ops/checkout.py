@@ -10,6 +10,11 @@ back. A failed checkout (a damaged object, a full disk, a path that cannot be re
 leaves DEST as it was; a killed one leaves a staging directory that the next checkout or
 restore into DEST rolls back and removes.
 
+A checkout never leaves DEST holding a mix of versions: into a folder that holds files the version
+does not have it is refused, before anything is written (:class:`~vault.errors.StrayFiles`),
+unless asked to ``clean``, which sets those files aside in the same swap (so a killed clean
+checkout puts them back too) and removes them with the staging directory.
+
 No path component under DEST that is a symlink is ever traversed, and the repository (when
 given as a protected path) is never written, moved or removed, wherever it lies in DEST.
 """
@@ -25,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CorruptObject, DestinationNotEmpty, DiskFull, UnsafePath
+from ..errors import CorruptObject, DestinationNotEmpty, DiskFull, StrayFiles, UnsafePath
 from ..faults import crashpoint
 from ..fsutil import fsync_dir
 from ..ids import Oid
@@ -61,11 +66,13 @@ def checkout_version(
     *,
     role: str | None = None,
     force: bool = False,
+    clean: bool = False,
     progress: Progress | None = None,
     durable: bool = False,
 ) -> CheckoutResult:
     """Write the files of the version ``rev`` under ``dest``, verified, all or nothing; with
-    ``role``, what was stored with it instead (``data``, ``snapshots``). See :func:`checkout`.
+    ``role``, what was stored with it instead (``data``, ``snapshots``). See :func:`checkout`
+    (``clean`` is its ``exact``).
 
     Raises:
         UnknownRevision: ``rev`` names no version.
@@ -80,6 +87,7 @@ def checkout_version(
         tree,
         Path(dest),
         force=force,
+        exact=clean,
         protect=parts.guarded(dest),
         progress=progress,
         durable=durable,
@@ -206,14 +214,21 @@ def plan_swap(
     *,
     exact: bool = False,
     protect: frozenset[tuple[int, int]] = frozenset(),
+    strays: list[str] | None = None,
 ) -> SwapPlan:
     """What a checkout of ``tree`` into the existing directory ``dest`` moves; reads only.
 
     Every path the version has is moved in: a whole directory when DEST lacks it, else entry by
     entry, after the file or link in the way is set aside. Directories of DEST are walked
-    without following a link. With ``exact`` (restore) whatever stands where the version needs
-    something else, and whatever it does not have, is set aside too, except names reserved for
-    the repository and the ``protect`` paths, at any depth (and the directories holding them).
+    without following a link. With ``exact`` (restore, ``checkout --clean``) whatever stands
+    where the version needs something else, and whatever it does not have, is set aside too,
+    except names reserved for the repository and the ``protect`` paths, at any depth (and the
+    directories holding them).
+
+    Args:
+        strays: without ``exact``, receives the path of every file or link of DEST (at any
+            depth, kept paths excepted) that the version does not have. Empty directories hold
+            no file and are not listed.
 
     Raises:
         UnsafePath: DEST has a link or a file where the version needs a directory, or a
@@ -221,11 +236,19 @@ def plan_swap(
             where a kept path or a directory holding one is; or a path lands in a protected one.
     """
     plan = SwapPlan()
-    _sweep(dest, "", _trie(tree), exact, _Kept(protect), plan)
+    _sweep(dest, "", _trie(tree), exact, _Kept(protect), plan, strays)
     return plan
 
 
-def _sweep(dest: Path, rel: str, node: _Node, exact: bool, kept: _Kept, plan: SwapPlan) -> None:
+def _sweep(
+    dest: Path,
+    rel: str,
+    node: _Node,
+    exact: bool,
+    kept: _Kept,
+    plan: SwapPlan,
+    strays: list[str] | None,
+) -> None:
     """Plan the directory ``dest/rel``, which the version needs and DEST has."""
     with os.scandir(dest / rel) as it:
         present = {e.name: e for e in it}
@@ -239,7 +262,7 @@ def _sweep(dest: Path, rel: str, node: _Node, exact: bool, kept: _Kept, plan: Sw
             raise UnsafePath(path, "lies inside the repository")
         if found.is_dir(follow_symlinks=False):
             if isinstance(want, dict):
-                _sweep(dest, path, want, exact, kept, plan)
+                _sweep(dest, path, want, exact, kept, plan, strays)
                 continue
             if not exact:
                 raise UnsafePath(path, f"{found.path} is a directory")
@@ -259,6 +282,10 @@ def _sweep(dest: Path, rel: str, node: _Node, exact: bool, kept: _Kept, plan: Sw
         plan.aside.append(path)
         plan.new.append(path)
     if not exact:
+        if strays is not None:
+            for name, found in present.items():
+                if not kept.kept(found):
+                    _leaves(found, f"{rel}/{name}" if rel else name, kept, strays)
         return
     for name, found in present.items():
         if kept.kept(found):
@@ -289,6 +316,18 @@ def _extras(folder: str, rel: str, kept: _Kept) -> list[str] | None:
                 keeps = True
                 out.extend(inner)
     return out if keeps else None
+
+
+def _leaves(entry: os.DirEntry[str], rel: str, kept: _Kept, out: list[str]) -> None:
+    """Append ``rel`` when ``entry`` is a file or a link, else the path of every file and link
+    under the directory, kept paths excepted."""
+    if not entry.is_dir(follow_symlinks=False):
+        out.append(rel)
+        return
+    with os.scandir(entry.path) as it:
+        for inner in sorted(it, key=lambda e: e.name):
+            if not kept.kept(inner):
+                _leaves(inner, f"{rel}/{inner.name}", kept, out)
 
 
 def _first_path(rel: str, node: _Node) -> str:
@@ -460,11 +499,12 @@ def checkout(
         store: where the objects are.
         tree: the version's tree.
         dest: the destination directory, created with its parents when missing.
-        force: write into a non-empty ``dest``, replacing the version's paths and leaving other
-            files alone.
-        exact: make ``dest`` hold exactly the version (restore): also set aside whatever is in
-            the way and whatever the version does not have, except names reserved for the
-            repository and the ``protect`` paths. Implies ``force``.
+        force: write into a non-empty ``dest``, replacing the version's paths; refused when
+            ``dest`` holds a file the version does not have (which would stay, mixing versions).
+        exact: make ``dest`` hold exactly the version (restore, ``checkout --clean``): also set
+            aside whatever is in the way and whatever the version does not have, except names
+            reserved for the repository and the ``protect`` paths; what was set aside is
+            removed once the swap commits. Implies ``force``.
         protect: paths never written, moved or removed (the repository).
         progress: receives bytes written.
         durable: fsync every file before it is moved into place. Off by default, as in git,
@@ -474,6 +514,8 @@ def checkout(
 
     Raises:
         DestinationNotEmpty: ``dest`` has files and neither ``force`` nor ``exact`` is set.
+        StrayFiles: with ``force`` but not ``exact``, ``dest`` holds files the version does
+            not have; nothing was written.
         UnsafePath: the tree or ``dest`` would make us write outside ``dest`` or into a
             protected path.
         SwapFailed: a path of DEST could not be replaced; DEST was put back as it was.
@@ -500,7 +542,10 @@ def checkout(
     staging: Staging | None = None
     progress.start("checkout", tree.size)
     try:
-        plan = plan_swap(tree, dest, exact=exact, protect=identities(protect))
+        strays: list[str] | None = None if exact or created else []
+        plan = plan_swap(tree, dest, exact=exact, protect=identities(protect), strays=strays)
+        if strays:
+            raise StrayFiles(str(dest), sorted(strays))
         staging = Staging(dest)
         _write_staged(store, tree, staging.new, progress, durable)
         if durable:

@@ -1,6 +1,9 @@
-"""``diff``: what changed between two versions, file by file and, for safetensors, tensor by tensor.
+"""``diff``: what changed between two versions, or between a version and a folder, file by file
+and, for safetensors, tensor by tensor.
 
-Everything is computed from the stored manifests and chunks, without a checkout. A tensor whose
+Between versions, everything is computed from the stored manifests and chunks, without a
+checkout. A folder's files are compared with the version's as ``status`` compares them
+(:mod:`vault.ops.status`), and a folder's safetensors file is read from disk. A tensor whose
 byte range is covered by the same chunks in both versions is unchanged and is never read. A tensor
 that is read is streamed in blocks of :data:`~vault.ml.tensors.BLOCK` bytes, so no more than a
 few blocks of either model are in memory at once.
@@ -14,18 +17,23 @@ did not is compared by value.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import NotSafetensors
+from ..errors import BadValue, NotSafetensors, VaultError
 from ..ids import Oid
-from ..ml.tensors import BLOCK, StoredFile, decode_numpy, numpy
+from ..ml.tensors import BLOCK, StoredFile, decode_numpy, numpy, read_header_path
 from ..objects import KIND_FILE, Tree, TreeEntry
 from ..revisions import resolve
 from ..safetensors_format import ITEMSIZE, Header, TensorInfo
 from ..store import ObjectStore
 from .parts import Parts
 from .versions import version_tree
+
+if TYPE_CHECKING:
+    from .commit import SourceEntry
 
 ADDED = "added"
 REMOVED = "removed"
@@ -91,6 +99,47 @@ def _is_safetensors(e: TreeEntry | None) -> bool:
     return e is not None and e.kind == KIND_FILE and e.path.endswith(".safetensors")
 
 
+class TensorBytes(Protocol):
+    """What a tensor is compared from: a stored file (:class:`StoredFile`) or a file on disk
+    (:class:`LocalFile`)."""
+
+    def read(self, lo: int, hi: int) -> bytes:
+        """Bytes ``[lo, hi)`` of the file."""
+        ...
+
+    def span_key(self, lo: int, hi: int) -> tuple[int, int, tuple[Oid, ...]]:
+        """What identifies bytes ``[lo, hi)`` without reading them: equal keys, equal bytes."""
+        ...
+
+
+Opened = tuple[TensorBytes, Header]
+
+
+class LocalFile:
+    """A safetensors file of a folder, read as :class:`StoredFile` is read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self, lo: int, hi: int) -> bytes:
+        """Bytes ``[lo, hi)`` of the file.
+
+        Raises:
+            NotSafetensors: the file is shorter now than its header said.
+        """
+        with open(self.path, "rb") as f:
+            f.seek(lo)
+            data = f.read(hi - lo)
+        if len(data) != hi - lo:
+            raise NotSafetensors(str(self.path), "it changed while it was being read")
+        return data
+
+    def span_key(self, lo: int, hi: int) -> tuple[int, int, tuple[Oid, ...]]:
+        """A key no stored range has (its offset is negative), unless the range is empty: a
+        file on disk has no chunk ids, so its tensors are compared by value."""
+        return (0, 0, ()) if lo >= hi else (-1, hi - lo, ())
+
+
 def diff(parts: Parts, rev_a: str, rev_b: str) -> DiffResult:
     """What changed from the version ``rev_a`` to ``rev_b``; see the module docstring.
 
@@ -122,7 +171,66 @@ def diff_trees(store: ObjectStore, a: Tree, b: Tree) -> DiffResult:
     return DiffResult(files, tensors)
 
 
-def _open(store: ObjectStore, e: TreeEntry | None) -> tuple[StoredFile, Header] | None:
+def diff_folder(
+    parts: Parts, rev: str, folder: str | os.PathLike[str], *, folder_first: bool = False
+) -> DiffResult:
+    """What changed from the version ``rev`` to the folder ``folder`` (from the folder to the
+    version with ``folder_first``), in the shape of :func:`diff`.
+
+    Raises:
+        UnknownRevision: ``rev`` names no version.
+        PathNotFound: ``folder`` does not exist.
+    """
+    from .status import compare_folder
+
+    refs = parts.refs.read()
+    tree = version_tree(parts.store, refs, resolve(rev, refs, parts.store), rev)
+    files, entries = compare_folder(parts, tree, folder)
+    stored = {e.path: e for e in tree.entries}
+    local = {e.path: e for e in entries}
+    tensors: list[TensorChange] = []
+    for path in sorted({*files.added, *files.removed, *files.changed}):
+        a, b = _open(parts.store, stored.get(path)), _open_local(local.get(path))
+        if a is None and b is None:
+            continue
+        tensors.extend(diff_safetensors(parts.store, path, *((b, a) if folder_first else (a, b))))
+    if folder_first:
+        files = FileChanges(files.removed, files.added, files.changed)
+    return DiffResult(files, tensors)
+
+
+def folder_or_revision(parts: Parts, arg: str) -> bool:
+    """Whether the argument ``arg`` of ``diff`` names a folder (``True``) or a revision.
+
+    It names a folder when it is an existing directory and either does not resolve as a
+    revision or is written as a path (holds a ``/``, or is ``.`` or ``..``), as git tells a
+    path from a revision.
+
+    Raises:
+        BadValue: ``arg`` is both a directory and a revision (write ``./NAME`` for the folder).
+    """
+    if not os.path.isdir(arg):
+        return False
+    if "/" in arg or os.sep in arg or arg in (".", ".."):
+        return True
+    try:
+        parts.resolve(arg)
+    except VaultError:
+        return True
+    raise BadValue("argument", arg, f"is a revision and a folder: write ./{arg} for the folder")
+
+
+def _open_local(e: SourceEntry | None) -> Opened | None:
+    """A folder's safetensors file opened with its header; ``None`` for anything else."""
+    if e is None or e.kind != KIND_FILE or not e.path.endswith(".safetensors"):
+        return None
+    try:
+        return LocalFile(e.abspath), read_header_path(e.abspath)
+    except (NotSafetensors, OSError):
+        return None
+
+
+def _open(store: ObjectStore, e: TreeEntry | None) -> Opened | None:
     """A safetensors entry opened with its header; ``None`` for anything that is not one."""
     if not _is_safetensors(e):
         return None
@@ -137,8 +245,8 @@ def _open(store: ObjectStore, e: TreeEntry | None) -> tuple[StoredFile, Header] 
 def diff_safetensors(
     store: ObjectStore,
     path: str,
-    a: tuple[StoredFile, Header] | None,
-    b: tuple[StoredFile, Header] | None,
+    a: Opened | None,
+    b: Opened | None,
 ) -> list[TensorChange]:
     """The tensors that differ between two versions of one safetensors file (either may be
     ``None``: the file is added or removed, or is not a readable safetensors file)."""
@@ -161,7 +269,7 @@ def diff_safetensors(
 
 
 def compare_tensor(
-    ra: StoredFile, ia: TensorInfo, rb: StoredFile, ib: TensorInfo
+    ra: TensorBytes, ia: TensorInfo, rb: TensorBytes, ib: TensorInfo
 ) -> tuple[bool, float | None]:
     """Whether a tensor changed, and its ``rel_l2``; reads nothing when the chunks are shared."""
     same_layout = ia.dtype == ib.dtype and ia.shape == ib.shape
@@ -186,7 +294,7 @@ def compare_tensor(
     return True, _ratio(diff_sq, base_sq)
 
 
-def _elements(reader: StoredFile, info: TensorInfo, first: int, count: int) -> bytes:
+def _elements(reader: TensorBytes, info: TensorInfo, first: int, count: int) -> bytes:
     """The bytes of elements ``[first, first + count)`` of a tensor (clipped to its end)."""
     size = ITEMSIZE[info.dtype]
     lo = info.start + first * size
