@@ -5,7 +5,6 @@ stderr, and that a refusal changed nothing."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from faultkit import VAULT, assert_clean_error, ok, run_vault, snapshot, vault_env
 from safetensors.numpy import save_file
+
 from vault.store import object_key
 
 

@@ -381,7 +381,6 @@ class StrayFiles(VaultError):
     would leave a folder that is neither the version nor what was there. Nothing was written;
     ``--clean`` removes them."""
 
-    exit_code = 4
     kind = "refused"
     SHOWN = 3
     """Paths the message names; the rest are counted."""
@@ -402,7 +401,6 @@ class PathNotInVersion(FileNotInVersion):
     """A path (a file, or a folder for ``ls``) that the named version does not hold, or holds
     as something else than asked (a folder or a link where ``cat`` needs a file)."""
 
-    exit_code = 3
     kind = "not_found"
 
     def __init__(
