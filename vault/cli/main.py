@@ -40,6 +40,7 @@ def _register() -> None:
         maintenance,
         pin,
         remote,
+        serve,
         tag,
     )
 
@@ -55,6 +56,7 @@ def _register() -> None:
         backup,
         consolidate,
         remote,
+        serve,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)
