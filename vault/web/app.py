@@ -251,7 +251,9 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
         def load() -> dict[str, Any]:
             if len(revs) < 2:
                 return {"infos": [site.show(r) for r in revs], "diffs": [], "chart": None}
-            infos = [site.show(r) for r in revs]
+            # Oldest first, whatever order they were ticked in: each diff reads forward in time.
+            shown = sorted(((site.show(r), r) for r in revs), key=lambda x: x[0].created)
+            infos, revs[:] = [i for i, _ in shown], [r for _, r in shown]
             lines = {}
             for rev, info in zip(revs, infos, strict=True):
                 for key, pts in loss_series(info).items():

@@ -26,8 +26,8 @@ from ..ml.tensors import StoredFile
 from ..objects import KIND_FILE, FileManifest, Tree, Version
 from ..ops import diff as diff_op
 from ..ops import history
-from ..ops import stats as stats_op
 from ..ops import pins as pins_op
+from ..ops import stats as stats_op
 from ..ops.diff import DiffResult
 from ..ops.history import VersionInfo
 from ..ops.parts import Parts
