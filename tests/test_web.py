@@ -4,11 +4,13 @@ the command line's --json, paging, and a repository left byte-identical by servi
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import make_model_dir
-from faultkit import ok, run_vault, snapshot
+from faultkit import ok, run_vault, snapshot, vault_env
 from starlette.testclient import TestClient
 
 from vault import Repository
@@ -263,3 +265,24 @@ def test_version_page_shows_tensors_lineage_and_new_bytes(client: TestClient) ->
 def test_runs_page_is_a_placeholder(client: TestClient) -> None:
     response = client.get("/runs")
     assert response.status_code == 200 and 'id="runs-placeholder"' in response.text
+
+
+def test_serves_a_repository_on_s3(
+    example: Path, s3_server: Any, s3_bucket: str, s3_prefix: str, tmp_path: Path
+) -> None:
+    """``vault --repo s3://... serve`` reads the remote straight from the bucket."""
+    from seaweed import credentials_env
+    from webkit import served
+
+    url = f"s3://{s3_bucket}/{s3_prefix}"
+    env = vault_env(AWS_ENDPOINT_URL=s3_server.endpoint, **credentials_env())
+    ok(run_vault(example, "remote", "add", "web", url, env=env))
+    ok(run_vault(example, "push", "web", env=env))
+    expected = cli_json(example, "log")
+    with served(url, env=env) as (base, _printed):
+        with urllib.request.urlopen(base + "/api/versions") as r:
+            assert json.load(r) == expected
+        with urllib.request.urlopen(base + "/versions/v002/files/config.json") as r:
+            got = r.read()
+    Repository.open(example).checkout("v002", tmp_path / "out")
+    assert got == (tmp_path / "out" / "config.json").read_bytes()

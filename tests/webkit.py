@@ -46,15 +46,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(repo: Path, *args: str, host: str = "127.0.0.1") -> Iterator[tuple[str, str]]:
-    """Run ``vault --repo REPO serve --port FREE ARGS`` while the block runs.
+def served(
+    repo: Path | str, *args: str, host: str = "127.0.0.1", env: dict[str, str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """Run ``vault --repo REPO serve --port FREE ARGS`` while the block runs (REPO a directory
+    or an ``s3://`` URL).
 
     Yields:
         The base URL (``http://127.0.0.1:PORT``, whatever the bound host) and the address
         ``vault serve`` printed (with ``?token=`` when it generated one).
     """
     port = free_port()
-    proc = popen_vault(repo, "serve", "--host", host, "--port", str(port), *args)
+    proc = popen_vault(repo, "serve", "--host", host, "--port", str(port), *args, env=env)
     try:
         assert proc.stdout is not None
         printed = proc.stdout.readline().strip()

@@ -19,11 +19,13 @@ Every error is an HTML page, or under ``/api`` the JSON ``{"error": {"code", "ki
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -371,8 +373,15 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         Route("/{rest:path}", not_found),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        threading.Thread(target=site.warm, name="vault-web-warm", daemon=True).start()
+        yield
+
     app = Starlette(
         routes=routes,
+        lifespan=lifespan,
         middleware=[Middleware(Guard, token=token, refuse=error_response)],
         exception_handlers={
             VaultError: on_vault_error,

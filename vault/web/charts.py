@@ -33,8 +33,19 @@ class Tick:
     text: str
 
 
+class Frame:
+    """The plotting area of every chart, in SVG units."""
+
+    width = WIDTH
+    height = HEIGHT
+    left = float(MARGIN[3])
+    top = float(MARGIN[0])
+    right = float(WIDTH - MARGIN[1])
+    bottom = float(HEIGHT - MARGIN[2])
+
+
 @dataclass
-class LineChart:
+class LineChart(Frame):
     """A line chart: axes, ticks and series."""
 
     lines: list[Line]
@@ -42,12 +53,6 @@ class LineChart:
     y_ticks: list[Tick]
     x_label: str
     y_label: str
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: float = MARGIN[3]
-    top: float = MARGIN[0]
-    right: float = WIDTH - MARGIN[1]
-    bottom: float = HEIGHT - MARGIN[2]
 
 
 @dataclass
@@ -63,18 +68,12 @@ class Bar:
 
 
 @dataclass
-class BarChart:
+class BarChart(Frame):
     """A bar chart of sizes."""
 
     bars: list[Bar]
     y_ticks: list[Tick]
     y_label: str
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: float = MARGIN[3]
-    top: float = MARGIN[0]
-    right: float = WIDTH - MARGIN[1]
-    bottom: float = HEIGHT - MARGIN[2]
 
 
 def _span(values: list[float]) -> tuple[float, float]:

@@ -13,13 +13,14 @@ repositories, and neither can serve stale data:
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BadValue, NotSafetensors
+from ..errors import BadValue, NotSafetensors, VaultError
 from ..ids import Oid
 from ..meta import series
 from ..ml.tensors import StoredFile
@@ -38,6 +39,8 @@ from ..refs import RefsDoc, RefStore
 from ..repo import Repository
 from ..store import ObjectStore
 from .readonly import open_read_only
+
+logger = logging.getLogger("vault")
 
 MANIFESTS_KEPT = 20_000
 """Trees and file manifests kept in memory (versions are all kept: ``log`` reads them all)."""
@@ -216,8 +219,21 @@ class Site:
         if found is not None:
             return found  # type: ignore[no-any-return]
         with self._lock:  # one listing computed at a time: the first request pays, once
+            found = self._listings.get(key)
+            if found is not None:  # computed while this thread waited
+                return found  # type: ignore[no-any-return]
             entries = history.log(self.parts, rev, limit=limit, all=all)
             return self._listings.keep((self.refs.tag, rev, limit, all), entries)  # type: ignore[no-any-return]
+
+    def warm(self) -> None:
+        """Read what the versions and version pages need (every version of ``log --all``), so
+        that the first visitor does not wait for 10,000 manifests to be read; the server calls
+        this in the background when it starts."""
+        try:
+            self.log()
+            self._index()
+        except VaultError as exc:  # the pages will report it
+            logger.warning("could not read the versions ahead: %s", exc.message)
 
     def show(self, rev: str) -> VersionInfo:
         """``vault show REV``: :func:`vault.ops.history.show`."""
