@@ -109,7 +109,7 @@ def main() -> None:
         app = create_app(Repository.open(work / "many"))
         client = TestClient(app)
         start = time.perf_counter()
-        app.state.site.warm()  # what vault serve starts in the background when it starts
+        app.state.warm()  # what vault serve starts in the background when it starts
         out["warm_up_s"] = time.perf_counter() - start
         last = client.get("/api/versions?n=1").json()[0]["version"]
         out["many"] = [
@@ -140,7 +140,7 @@ def main() -> None:
         out["model_cold_first"] = timed(client, "/versions/v001", 1)["first"]
         app = create_app(Repository.open(work / "big"))
         client = TestClient(app)
-        app.state.site.warm()
+        app.state.warm()
         out["model"] = [
             timed(client, url, args.repeats)
             for url in ("/versions/v001", "/api/versions/v001", "/api/versions/v001/tensors")

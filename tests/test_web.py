@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import make_model_dir
-from faultkit import ok, run_vault, snapshot, vault_env
+from faultkit import assert_clean_error, ok, run_vault, snapshot, vault_env
 from starlette.testclient import TestClient
 
 from vault import Repository
@@ -286,3 +286,14 @@ def test_serves_a_repository_on_s3(
             got = r.read()
     Repository.open(example).checkout("v002", tmp_path / "out")
     assert got == (tmp_path / "out" / "config.json").read_bytes()
+
+
+def test_a_taken_port_is_one_error_line(example: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = run_vault(example, "serve", "--port", str(port), timeout=60)
+    assert_clean_error(proc, "cannot listen", str(port))
+    assert proc.returncode == 6
+    assert proc.stdout == ""

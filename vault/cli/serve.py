@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import secrets
+import socket
 
 import click
 
+from ..errors import VaultError
 from .common import Context, pass_ctx
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 """Hosts that only this machine reaches: binding one needs no token."""
+
+
+class CannotListen(VaultError):
+    """``vault serve`` cannot listen where it was asked (the port is taken, the host is not
+    this machine's)."""
+
+    kind = "io"
+    exit_code = 6
+
+    def __init__(self, host: str, port: int, why: str) -> None:
+        super().__init__(f"cannot listen on {host} port {port}: {why}")
+        self.host = host
+        self.port = port
+        self.why = why
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host`` and ``port``, listening.
+
+    Raises:
+        CannotListen: the address is taken or not this machine's.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise CannotListen(host, port, exc.strerror or str(exc)) from None
 
 
 def address(host: str, port: int, token: str | None) -> str:
@@ -50,6 +79,7 @@ def serve(ctx: Context, host: str, port: int, open_browser: bool, token: str | N
     if token is None and host not in LOOPBACK:
         token = secrets.token_urlsafe(24)
     app = create_app(ctx.repo(writes=False), token=token)
+    sock = listen(host, port)
     url = address(host, port, token)
     click.echo(f"serving {app.state.site.describe()} read-only at {url}")
     if open_browser:
@@ -57,7 +87,8 @@ def serve(ctx: Context, host: str, port: int, open_browser: bool, token: str | N
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, (url,)).start()
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    config = uvicorn.Config(app, log_level="warning", server_header=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 COMMANDS = [serve]

@@ -374,9 +374,16 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
         Route("/{rest:path}", not_found),
     ]
 
+    def warm() -> None:
+        """Compile the templates and read the versions, so that the first visitor waits for
+        neither (the server does this in the background when it starts)."""
+        for name in env.list_templates():
+            env.get_template(name)
+        site.warm()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        threading.Thread(target=site.warm, name="vault-web-warm", daemon=True).start()
+        threading.Thread(target=warm, name="vault-web-warm", daemon=True).start()
         yield
 
     app = Starlette(
@@ -391,6 +398,7 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
         },
     )
     app.state.site = site
+    app.state.warm = warm
     return app
 
 
