@@ -8,46 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import (
-    LlamaConfig,
-    LlamaForCausalLM,
-    Trainer,
-    TrainerCallback,
-    TrainerControl,
-    TrainerState,
-    TrainingArguments,
-)
+from tinytrain import tiny_trainer
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from vault import Repository
-
-
-class TinyData(torch.utils.data.Dataset):
-    """Random token sequences; the labels are the inputs (causal LM)."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        self.ids = torch.randint(0, 64, (n, 16), generator=gen)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.ids[i], "labels": self.ids[i]}
-
-
-def tiny_model() -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    return LlamaForCausalLM(
-        LlamaConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            vocab_size=64,
-        )
-    )
 
 
 def test_import_is_light() -> None:
@@ -64,29 +28,7 @@ def test_trainer_run_is_versioned(repo: Repository, tmp_path: Path) -> None:
 
     callback = VaultCallback(repo, pin_best_metric="eval_loss")
     assert isinstance(callback, TrainerCallback)
-    args = TrainingArguments(
-        output_dir=str(tmp_path / "run"),
-        max_steps=6,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        learning_rate=5e-3,
-        logging_steps=1,
-        save_steps=2,
-        eval_strategy="steps",
-        eval_steps=2,
-        save_total_limit=1,  # the Trainer deletes old checkpoints: vault keeps them
-        report_to=[],
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
-    trainer = Trainer(
-        model=tiny_model(),
-        args=args,
-        train_dataset=TinyData(24, seed=1),
-        eval_dataset=TinyData(8, seed=2),
-        callbacks=[callback],
-    )
+    trainer = tiny_trainer(tmp_path / "run", callback)
     trainer.train()
 
     log = repo.log()

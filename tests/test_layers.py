@@ -2,8 +2,9 @@
 
 From the bottom: ids and errors; codecs, chunking and the formats of files; the backends and
 locks; the store, objects, refs, leases and revisions; the verbs (``vault/ops``); the
-repository facade; the command line. A module may import its own layer and the ones below,
-never one above: the verbs work over explicit collaborators, not the facade that calls them.
+repository facade; the command line and the web view. A module may import its own layer and the
+ones below, never one above: the verbs work over explicit collaborators, not the facade that
+calls them.
 Every import counts, those under ``TYPE_CHECKING`` and inside functions too.
 """
 
@@ -53,13 +54,14 @@ LAYERS: dict[str, int] = {
     "vault.repo": 5,
     "vault.repo_remotes": 5,
     "vault.integrations": 5,
-    # 6: the command line and the package's front door
+    # 6: the command line, the web view beside it, and the package's front door
     "vault.cli": 6,
+    "vault.web": 6,
     "vault.__main__": 6,
     "vault": 6,
 }
 """The layer of each module; a package's entry covers its modules (``vault.ops``, ``vault.cli``,
-``vault.ml`` by module)."""
+``vault.web``, ``vault.ml`` by module)."""
 
 NAMES = {0: "base", 1: "formats", 2: "backends", 3: "storage", 4: "ops", 5: "repo", 6: "cli"}
 

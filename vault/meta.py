@@ -136,6 +136,19 @@ def _clean(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def flatten(meta: dict[str, Any], prefix: str = "") -> list[tuple[str, object]]:
+    """``meta`` as sorted ``(key, value)`` pairs, nested objects (a merged version's
+    ``lineage``) as dotted keys and ``None`` as ``"-"``, so every value reads on a line of its
+    own (``vault show``, the web view)."""
+    out: list[tuple[str, object]] = []
+    for k, v in sorted(meta.items()):
+        if isinstance(v, dict) and v:
+            out.extend(flatten(v, f"{prefix}{k}."))
+        else:
+            out.append((f"{prefix}{k}", "-" if v is None else v))
+    return out
+
+
 def hash_file(path: str | os.PathLike[str]) -> str:
     """BLAKE3 of a whole file as 64 hex digits, read in pieces."""
     h = blake3.blake3()

@@ -151,6 +151,12 @@ def emit_json(value: Any) -> None:
     click.echo(text)
 
 
+def json_value(o: Any) -> Any:
+    """``o`` as the plain JSON values ``--json`` prints (see :func:`emit_json`): for other
+    front ends (the web view's ``/api``) that must answer exactly as the command line does."""
+    return _plain(o)
+
+
 def _plain(o: Any) -> Any:
     """``o`` as JSON values: dataclasses as objects, paths as strings, non-finite floats as
     ``None``."""

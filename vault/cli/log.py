@@ -136,7 +136,9 @@ def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
     click.echo(f"tags     {', '.join(info.tags) or '-'}")
     click.echo(f"size     {human_bytes(info.bytes)} in {info.file_count} files")
     click.echo(f"pins     {', '.join(info.pins) or '-'}")
-    for k, v in _flat(info.meta):
+    from ..meta import flatten
+
+    for k, v in flatten(info.meta):
         click.echo(f"meta     {k} = {v}")
     _show_training(info)
     click.echo("")
@@ -166,18 +168,6 @@ def _show_file(ctx: Context, rev: str, path: str, as_json: bool) -> None:
         for t in detail.tensors:
             shape = "[" + ", ".join(str(d) for d in t.shape) + "]"
             click.echo(f"  {t.dtype:<8} {shape:<16} {quote(t.name)}")
-
-
-def _flat(meta: dict, prefix: str = "") -> list[tuple[str, object]]:
-    """``meta`` as sorted ``key = value`` pairs, nested objects (a merged version's ``lineage``)
-    as dotted keys, so every value reads on a line of its own."""
-    out: list[tuple[str, object]] = []
-    for k, v in sorted(meta.items()):
-        if isinstance(v, dict) and v:
-            out.extend(_flat(v, f"{prefix}{k}."))
-        else:
-            out.append((f"{prefix}{k}", "-" if v is None else v))
-    return out
 
 
 def _show_training(info) -> None:  # type: ignore[no-untyped-def]

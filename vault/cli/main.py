@@ -41,6 +41,7 @@ def _register() -> None:
         maintenance,
         pin,
         remote,
+        serve,
         tag,
     )
 
@@ -57,6 +58,7 @@ def _register() -> None:
         backup,
         consolidate,
         remote,
+        serve,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -15,7 +15,7 @@ from ..objects import KIND_FILE, Tree, Version
 from ..refs import LATEST
 from ..revisions import resolve
 from .parts import Parts
-from .versions import pin_names, version_names, version_tree
+from .versions import file_chunks, pin_names, version_names, version_tree
 
 
 @dataclass
@@ -184,7 +184,5 @@ def _read_curve(parts: Parts, tree: Tree, path: str) -> list[dict[str, Any]]:
     """The ``log_history`` of the trainer state at ``path`` in ``tree``, read verified."""
     for entry in tree.entries:
         if entry.path == path and entry.kind == KIND_FILE and entry.file is not None:
-            manifest = parts.store.get_file(entry.file)
-            chunks = (parts.store.get(c.oid, size=c.size) for c in manifest.chunks)
-            return curve_from_state(b"".join(chunks))
+            return curve_from_state(b"".join(file_chunks(parts.store, entry.file)))
     return []

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..ids import Oid
+from ..objects import KIND_FILE
 from ..refs import VERSIONS
+from ..store import ObjectStore
 from .parts import Parts
 from .walk import reach
 
@@ -49,3 +52,26 @@ def stats(parts: Parts) -> Stats:
         dedup_ratio=round(logical / unique, 4) if unique else 1.0,
         compression_ratio=round(unique / chunk_stored, 4) if chunk_stored else 1.0,
     )
+
+
+def version_chunks(store: ObjectStore, oid: Oid) -> dict[Oid, int]:
+    """The chunks of the files of the version ``oid`` (not its attachments), with their sizes."""
+    out: dict[Oid, int] = {}
+    for entry in store.get_tree(store.get_version(oid).tree).entries:
+        if entry.kind == KIND_FILE and entry.file is not None:
+            for chunk in store.get_file(entry.file).chunks:
+                out[chunk.oid] = chunk.size
+    return out
+
+
+def new_bytes(store: ObjectStore, oid: Oid) -> int:
+    """The logical bytes of the chunks of the version ``oid``'s files that none of its parents'
+    files hold: what it added over what it was made from (a first version adds all its bytes).
+
+    Reads manifests only (verified), never chunks.
+    """
+    version = store.get_version(oid)
+    old: set[Oid] = set()
+    for parent in version.parents:
+        old.update(version_chunks(store, parent))
+    return sum(size for c, size in version_chunks(store, oid).items() if c not in old)

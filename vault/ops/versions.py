@@ -7,9 +7,11 @@ the same way everywhere: :class:`~vault.errors.FilesCollected`, not damage.
 
 from __future__ import annotations
 
-from ..errors import FilesCollected, NoAttachment, ObjectMissing
+from collections.abc import Iterator
+
+from ..errors import FileNotInVersion, FilesCollected, NoAttachment, ObjectMissing
 from ..ids import Oid
-from ..objects import Tree
+from ..objects import KIND_FILE, Tree, TreeEntry
 from ..refs import PINS, TAGS, VERSIONS, RefsDoc
 from ..store import ObjectStore
 from .walk import reach
@@ -79,3 +81,24 @@ def check_files_kept(store: ObjectStore, refs: RefsDoc, oid: Oid, rev: str) -> N
     except ObjectMissing:
         pass
     raise FilesCollected(rev, store.get_version(oid).name, oid)
+
+
+def file_entry(tree: Tree, rev: str, path: str) -> TreeEntry:
+    """The regular file ``path`` of ``tree`` (the tree of the version ``rev``).
+
+    Raises:
+        FileNotInVersion: the tree holds no such path, or holds it as a symbolic link.
+    """
+    for entry in tree.entries:
+        if entry.path == path:
+            if entry.kind != KIND_FILE or entry.file is None:
+                raise FileNotInVersion(rev, path, "it is a symbolic link")
+            return entry
+    raise FileNotInVersion(rev, path)
+
+
+def file_chunks(store: ObjectStore, file_oid: Oid) -> Iterator[bytes | bytearray]:
+    """The content of the stored file ``file_oid``, chunk by chunk, each verified as it is read:
+    a reader streams a file of any size holding one chunk at a time."""
+    for chunk in store.get_file(file_oid).chunks:
+        yield store.get(chunk.oid, size=chunk.size)
