@@ -19,7 +19,6 @@ class CannotListen(VaultError):
     this machine's)."""
 
     kind = "io"
-    exit_code = 6
 
     def __init__(self, host: str, port: int, why: str) -> None:
         super().__init__(f"cannot listen on {host} port {port}: {why}")

@@ -42,16 +42,8 @@ from starlette.staticfiles import StaticFiles
 
 from ..cli.common import INTERNAL_ERROR, json_value
 from ..errors import (
-    AmbiguousRevision,
+    EXIT_CODES,
     BadValue,
-    CorruptObject,
-    FileNotInVersion,
-    FilesCollected,
-    NoAttachment,
-    ObjectMissing,
-    PathNotFound,
-    RepoNotFound,
-    UnknownRevision,
     UnsafePath,
     VaultError,
 )
@@ -68,25 +60,7 @@ COOKIE = "vault_token"
 LIMIT_MAX = 1000
 """The largest page of the versions table."""
 
-EXIT_CODES = {"check": 1, "usage": 2, "not_found": 3, "refused": 4, "damaged": 5, "io": 6}
-"""The command line's exit status of each kind of error (the README's table)."""
-
 _STATUS = {"usage": 400, "not_found": 404, "refused": 403, "damaged": 500, "io": 503, "check": 500}
-
-# Kinds of the errors that predate the ``kind`` attribute (a release where errors carry only
-# an exit code): what an error says it is wins when it says.
-_KINDS: list[tuple[type[VaultError], str]] = [
-    (UnknownRevision, "not_found"),
-    (FileNotInVersion, "not_found"),
-    (FilesCollected, "not_found"),
-    (NoAttachment, "not_found"),
-    (PathNotFound, "not_found"),
-    (RepoNotFound, "not_found"),
-    (CorruptObject, "damaged"),
-    (ObjectMissing, "damaged"),
-    (AmbiguousRevision, "usage"),
-    (BadValue, "usage"),
-]
 
 _SECURITY_HEADERS = [
     (
@@ -107,14 +81,8 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
 def error_kind(exc: VaultError) -> str:
-    """The kind of ``exc`` (``not_found``, ``usage``, ...): its own, else by its class."""
-    kind = getattr(exc, "kind", None)
-    if isinstance(kind, str) and kind in EXIT_CODES:
-        return kind
-    for cls, found in _KINDS:
-        if isinstance(exc, cls):
-            return found
-    return "usage"
+    """The kind of ``exc`` (``not_found``, ``usage``, ...), as the command line reports it."""
+    return exc.kind
 
 
 class WebError(Exception):

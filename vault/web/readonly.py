@@ -34,7 +34,6 @@ class ReadOnlyRepository(VaultError):
     """Something tried to write to a repository opened read-only (a bug of the caller)."""
 
     kind = "refused"
-    exit_code = 4
 
     def __init__(self, where: str, method: str) -> None:
         super().__init__(f"{where} is open read-only: refusing {method}")
