@@ -139,7 +139,7 @@ def delete(
         click.echo(f"deleted {res.version}{tags}; still kept by pin {res.pin.name}")
     if results[-1].latest is None:
         click.echo("latest: none (no named version is left)")
-    click.echo("'vault prune --execute' unpins them and frees their space")
+    click.echo("'vault prune' shows what unpinning the automatic backups, these among them, frees")
 
 
 def print_restore(res) -> None:  # type: ignore[no-untyped-def]
