@@ -114,17 +114,18 @@ def test_cleanup_dry_run_then_execute_frees_what_it_said(
     vault_cli("backup", str(work), "--reason", "unique content")
     vault_cli("backup", str(model), "--reason", "same as v001")
     assert len(repo.pins()) == 2
-    res = vault_cli("backup", "cleanup", "--retention-days", "30", "--json")
+    emergency = ["--type", "emergency"]  # backups someone made go only when named
+    res = vault_cli("backup", "cleanup", "--retention-days", "30", *emergency, "--json")
     plan = json.loads(res.stdout)
     assert plan["unpin"] == [] and plan["bytes"] == 0 and not plan["executed"]
-    res = vault_cli("backup", "cleanup", "--retention-days", "0", "--json")
+    res = vault_cli("backup", "cleanup", "--retention-days", "0", *emergency, "--json")
     plan = json.loads(res.stdout)
     assert [p["reason"] for p in plan["unpin"]] == ["unique content", "same as v001"]
     assert plan["bytes"] > 30_000 and not plan["executed"]
     assert len(repo.pins()) == 2  # a dry run
-    human = vault_cli("backup", "cleanup", "--retention-days", "0").stdout
+    human = vault_cli("backup", "cleanup", "--retention-days", "0", *emergency).stdout
     assert "would unpin 2 of 2 pins" in human and "--execute" in human
-    res = vault_cli("backup", "cleanup", "--retention-days", "0", "--execute", "--json")
+    res = vault_cli("backup", "cleanup", "--retention-days", "0", *emergency, "--execute", "--json")
     done = json.loads(res.stdout)
     assert done["executed"] and done["bytes"] == plan["bytes"]
     assert repo.pins() == []
@@ -139,15 +140,18 @@ def test_cleanup_keep_last_per_type_and_type_filter(repo: Repository, model: Pat
     made = {}
     for i, kind in enumerate(["emergency", "pre_restore", "emergency", "emergency", "pre_restore"]):
         made[i] = repo.pin("v001", type=kind, reason=str(i)).name
-    plan = repo.backup_cleanup(keep_last=1)
+    both = ["emergency", "pre_restore"]
+    plan = repo.backup_cleanup(keep_last=1, type=both)
     assert [p.name for p in plan.unpin] == [made[0], made[1], made[2]]
     assert [p.name for p in plan.keep] == [made[3], made[4]]
+    plan = repo.backup_cleanup(keep_last=1)  # by default the automatic types only
+    assert [p.name for p in plan.unpin] == [made[1]]
     plan = repo.backup_cleanup(keep_last=1, type="pre_restore")
     assert [p.name for p in plan.unpin] == [made[1]]
     plan = repo.backup_cleanup(retention_days=0, keep_last=2, type="emergency")
     assert [p.name for p in plan.unpin] == [made[0]]
     assert plan.bytes == 0  # v001 is named: unpinning frees nothing
-    executed = repo.backup_cleanup(keep_last=1, execute=True)
+    executed = repo.backup_cleanup(keep_last=1, type=both, execute=True)
     assert executed.executed
     assert [p.name for p in repo.pins()] == [made[3], made[4]]
 

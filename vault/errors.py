@@ -410,3 +410,38 @@ class PathNotInVersion(FileNotInVersion):
         self.rev = rev
         self.path = path
         self.why = why
+
+
+# Refs and prune (issue 11, items 2, 5)
+
+
+class NameTaken(VaultError):
+    """A tag or pin name the other kind already uses: tags and pins share one set of names, so
+    that a name always means one version.
+
+    Attributes:
+        name: the name.
+        wanted: what was to be made (``tag`` or ``pin``); for a clash with a remote, what the
+            remote has.
+        existing: what already has the name here (``tag`` or ``pin``).
+        remote: the remote whose refs would bring the clash (push or pull), else ``None``.
+    """
+
+    kind = "refused"
+
+    def __init__(self, name: str, wanted: str, existing: str, remote: str | None = None) -> None:
+        if remote is None:
+            message = (
+                f"cannot make a {wanted} named {name}: a {existing} has that name (tags and pins"
+                " share one set of names)"
+            )
+        else:
+            message = (
+                f"{name} would be both a tag and a pin (the remote {remote} has a {wanted} {name},"
+                f" this repository a {existing}): remove or rename one, then try again"
+            )
+        super().__init__(message)
+        self.name = name
+        self.wanted = wanted
+        self.existing = existing
+        self.remote = remote

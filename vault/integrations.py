@@ -123,13 +123,19 @@ class _VaultCallbackMixin:
             if not better:
                 return
         result = self.versions[step]
-        self.repo.pin(
-            result.id,
-            type=BEST,
-            reason=f"{self.metric}={value!r} at step {step}",
-            name=BEST,
-            replace=True,
-        )
+        from .errors import NameTaken
+
+        try:
+            self.repo.pin(
+                result.id,
+                type=BEST,
+                reason=f"{self.metric}={value!r} at step {step}",
+                name=BEST,
+                replace=True,
+            )
+        except NameTaken as exc:  # a tag called best: training goes on, the pin does not
+            log.warning("the best checkpoint is not pinned: %s", exc.message)
+            return
         self.best = (value, step)
 
     def _previous_best(self) -> tuple[float, int] | None:

@@ -8,7 +8,7 @@ function over the collaborators (:class:`vault.ops.parts.Parts`): object store, 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .ops.gc import GcResult
     from .ops.history import FileInfo, VersionInfo
     from .ops.pins import CleanupPlan, PinInfo
+    from .ops.prune import PruneResult
     from .ops.restore import RestoreResult
     from .ops.stats import Stats
     from .ops.tags import TagInfo
@@ -68,6 +69,7 @@ _LAZY = {
     "VersionInfo": "history",
     "CleanupPlan": "pins",
     "PinInfo": "pins",
+    "PruneResult": "prune",
     "Stats": "stats",
     "TagInfo": "tags",
 }
@@ -83,6 +85,7 @@ __all__ = [
     "FileInfo",
     "GcResult",
     "PinInfo",
+    "PruneResult",
     "Repository",
     "Stats",
     "TagInfo",
@@ -474,11 +477,11 @@ class Repository(RemoteMethods):
 
     # -- tags --------------------------------------------------------------------------------
 
-    def tags(self) -> list[TagInfo]:
-        """Every tag, by name."""
+    def tags(self, *, reserved: bool = False) -> list[TagInfo]:
+        """Every tag, by name; with ``reserved``, then ``latest`` and ``base`` where set."""
         from .ops import tags as tags_op
 
-        return tags_op.tags(self.parts)
+        return tags_op.tags(self.parts, reserved=reserved)
 
     def tag(self, name: str, rev: str, *, force: bool = False) -> TagInfo:
         """Name the version ``rev`` with the tag ``name``; moving a tag needs ``force``."""
@@ -573,6 +576,15 @@ class Repository(RemoteMethods):
 
         return delete_op.delete(self.parts, rev, confirm=confirm, reason=reason)
 
+    def delete_many(
+        self, revs: list[str], *, confirm: bool = False, reason: str | None = None
+    ) -> list[DeleteResult]:
+        """:meth:`delete` several versions in one refs transaction: every revision is
+        resolved before anything changes, so one that names nothing deletes nothing."""
+        from .ops import delete as delete_op
+
+        return delete_op.delete_many(self.parts, revs, confirm=confirm, reason=reason)
+
     def restore(
         self,
         rev: str,
@@ -625,13 +637,15 @@ class Repository(RemoteMethods):
         *,
         retention_days: float | None = None,
         keep_last: int | None = None,
-        type: str | None = None,  # noqa: A002
+        type: str | Collection[str] | None = None,  # noqa: A002
         execute: bool = False,
     ) -> CleanupPlan:
         """Plan (and with ``execute``, do) the removal of old or expired pins.
 
-        See :func:`vault.ops.pins.select_for_cleanup` for which pins go. ``bytes`` is what gc
-        frees once they are gone: the stored size of objects only those pins reach.
+        Only pins of ``type`` (one or several) are considered; by default the automatic ones
+        (``pre_deletion``, ``pre_restore``, ``pre_consolidation``) and expired pins. See
+        :func:`vault.ops.backup.cleanup`. ``bytes`` is what gc frees once they are gone: the
+        stored size of objects only those pins reach.
         """
         from .ops import backup as backup_op
 
@@ -639,7 +653,7 @@ class Repository(RemoteMethods):
             self.parts,
             retention_days=retention_days,
             keep_last=keep_last,
-            pin_type=type,
+            pin_types=[type] if isinstance(type, str) else type,
             execute=execute,
         )
 
@@ -656,6 +670,30 @@ class Repository(RemoteMethods):
         from .ops import gc as gc_op
 
         return gc_op.gc(self.parts, grace=grace, dry_run=dry_run, progress=progress)
+
+    def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        keep_within: float | str | None = None,
+        types: Collection[str] | None = None,
+        execute: bool = False,
+        progress: Progress | None = None,
+    ) -> PruneResult:
+        """Unpin automatic backups (``pre_deletion``, ``pre_restore``, ``pre_consolidation``,
+        or ``types``) that ``keep_last``/``keep_within`` do not keep, then collect garbage so
+        that the space comes back at once; a dry run unless ``execute``. See
+        :mod:`vault.ops.prune`."""
+        from .ops import prune as prune_op
+
+        return prune_op.prune(
+            self.parts,
+            keep_last=keep_last,
+            keep_within=keep_within,
+            types=types,
+            execute=execute,
+            progress=progress,
+        )
 
     def verify(self, rev: str | None = None, *, progress: Progress | None = None) -> VerifyReport:
         """Re-hash every object reachable from every ref, or from the version ``rev`` only."""

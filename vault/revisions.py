@@ -3,11 +3,13 @@ version id."""
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from .errors import (
     AmbiguousRevision,
     CorruptObject,
+    NameTaken,
     ObjectMissing,
     TagError,
     UnknownRevision,
@@ -15,7 +17,17 @@ from .errors import (
 )
 from .ids import Oid, is_oid, is_oid_prefix
 from .objects import ManifestError, Version
-from .refs import BASE, LATEST, PINS, REMOTES, TAGS, VERSIONS, RefsDoc, version_number
+from .refs import (
+    BASE,
+    LATEST,
+    PINS,
+    REMOTES,
+    TAGS,
+    VERSIONS,
+    RefsDoc,
+    Transaction,
+    version_number,
+)
 from .store import ObjectStore
 
 RESERVED = frozenset({LATEST, BASE, "HEAD"})
@@ -41,6 +53,40 @@ def check_tag_name(name: str, *, what: str = "tag", error: type[VaultError] = Ta
     if is_oid_prefix(name.lower()):
         raise error(f"invalid {what} name {name!r}: looks like an id prefix")
     return name
+
+
+def check_name_free(refs: RefsDoc, name: str, wanted: str) -> str:
+    """Return ``name`` if no ref of the other kind has it: a tag (``wanted="tag"``) must not
+    have a pin's name, nor a pin a tag's, so that a name always means one version.
+
+    Raises:
+        NameTaken: the other kind has the name.
+    """
+    other, existing = (PINS, "pin") if wanted == "tag" else (TAGS, "tag")
+    if other + name in refs.refs:
+        raise NameTaken(name, wanted, existing)
+    return name
+
+
+def claim_name(txn: Transaction, name: str, wanted: str) -> None:
+    """Check in ``txn`` that no ref of the other kind has ``name`` (see
+    :func:`check_name_free`), and record that check in the transaction: it is made again when
+    the transaction is replayed on a document another writer published meanwhile, so two
+    writers cannot give one name to a tag and a pin at once (the second fails with
+    :class:`~vault.errors.RefConflict`).
+
+    Raises:
+        NameTaken: the other kind has the name.
+    """
+    check_name_free(txn.doc, name, wanted)
+    # A delete of an absent ref expecting it absent changes nothing and is replayed as a check.
+    txn.delete((PINS if wanted == "tag" else TAGS) + name, expected=None)
+
+
+def name_clashes(refs: RefsDoc) -> set[str]:
+    """Names that are both a tag and a pin (a repository written before names were unique, or
+    refs merged from a remote)."""
+    return set(refs.names_for(TAGS)) & set(refs.names_for(PINS))
 
 
 def find_version_ref(refs: RefsDoc, name: str) -> Oid | None:
@@ -128,7 +174,23 @@ def _resolve_base(base: str, rev: str, refs: RefsDoc, store: ObjectStore) -> Oid
         kept = _pins_of_deleted(number, refs, store)
         if kept:
             raise UnknownRevision(rev, f"deleted; the pin {kept[0]} keeps it: use that name")
-    raise UnknownRevision(rev)
+    near = suggestions(base, refs)
+    raise UnknownRevision(rev, f"did you mean {', '.join(near)}?" if near else "")
+
+
+def suggestions(name: str, refs: RefsDoc, limit: int = 3) -> list[str]:
+    """The names (versions, tags, pins, ``latest``, ``base``) most like ``name``, best first,
+    for an error to offer. A version name is compared by its number padded as versions are
+    named, so ``v04`` and ``v0004`` come near ``v004``."""
+    number = version_number(name)
+    probe = f"v{number:03d}" if number is not None else name
+    names = [
+        *refs.names_for(VERSIONS),
+        *refs.names_for(TAGS),
+        *refs.names_for(PINS),
+        *(r for r in (LATEST, BASE) if r in refs.refs),
+    ]
+    return difflib.get_close_matches(probe, list(dict.fromkeys(names)), n=limit, cutoff=0.6)
 
 
 def _resolve_tracking(base: str, refs: RefsDoc) -> Oid | None:

@@ -13,7 +13,7 @@ import click
 
 from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx
 from .maintenance import print_verify_report
-from .pin import describe_pin, pin_options, print_restore
+from .pin import describe_pin, pin_options, print_pin_table, print_restore, print_unpinned
 
 DEFAULT_COMMAND = "create"
 
@@ -42,7 +42,7 @@ def backup() -> None:
       vault backup list [--type T] [--json]
       vault backup restore PIN [DEST]
       vault backup verify [PIN]
-      vault backup cleanup --retention-days N [--keep-last N] [--type T] [--execute]
+      vault backup cleanup --retention-days N [--keep-last N] [--type T]... [--execute]
     """
 
 
@@ -77,24 +77,6 @@ def create(
         click.echo(f"backed up {path}: {describe_pin(info)} ({info.id})")
 
 
-def _table(pins: list[Any]) -> None:
-    header = ("NAME", "TYPE", "VERSION", "CREATED", "EXPIRES", "REASON")
-    rows = [
-        (
-            p.name,
-            p.type,
-            p.version or p.id[:12],
-            p.created.replace("T", " ")[:19],
-            (p.expires or "-").replace("T", " ")[:19],
-            p.reason.splitlines()[0] if p.reason else "-",
-        )
-        for p in pins
-    ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
 @backup.command(name="list")
 @click.option("--type", "pin_type", metavar="TYPE", help="Only pins of this type.")
 @json_option
@@ -104,10 +86,8 @@ def list_(ctx: Context, pin_type: str | None, as_json: bool) -> None:
     pins = ctx.repo(writes=False).pins(pin_type)
     if as_json:
         emit_json(pins)
-    elif not pins:
-        click.echo("no pins")
     else:
-        _table(pins)
+        print_pin_table(pins)
 
 
 @backup.command(name="restore")
@@ -151,7 +131,14 @@ def verify_(ctx: Context, pin: str | None, as_json: bool) -> None:
     metavar="N",
     help="Always keep the newest N pins of each type (alone: unpin all others).",
 )
-@click.option("--type", "pin_type", metavar="TYPE", help="Only consider pins of this type.")
+@click.option(
+    "--type",
+    "pin_types",
+    metavar="TYPE",
+    multiple=True,
+    help="Only consider pins of this type (repeatable). Default: the automatic types"
+    " pre_deletion, pre_restore and pre_consolidation, and expired pins of any type.",
+)
 @click.option("--execute", is_flag=True, help="Unpin them; without it, only say what would go.")
 @json_option
 @pass_ctx
@@ -159,23 +146,28 @@ def cleanup(
     ctx: Context,
     retention_days: float | None,
     keep_last: int | None,
-    pin_type: str | None,
+    pin_types: tuple[str, ...],
     execute: bool,
     as_json: bool,
 ) -> None:
-    """Unpin old or expired pins (a dry run unless --execute); 'vault gc' then frees the bytes.
+    """Unpin old or expired pins (a dry run unless --execute); 'vault gc' then frees the bytes
+    ('vault prune' does both at once).
 
     Expired pins (--expires) always qualify; the newest --keep-last N of each type never do.
+    A pin someone made (vault pin, vault backup) without an expiry goes only when --type names
+    its type.
     """
     plan = ctx.repo().backup_cleanup(
-        retention_days=retention_days, keep_last=keep_last, type=pin_type, execute=execute
+        retention_days=retention_days,
+        keep_last=keep_last,
+        type=list(pin_types) or None,
+        execute=execute,
     )
     if as_json:
         emit_json(plan)
         return
     verb = "unpinned" if plan.executed else "would unpin"
-    for p in plan.unpin:
-        click.echo(f"{verb} {p.name} ({p.type}, {p.version or p.id[:12]}, {p.created[:10]})")
+    print_unpinned(verb, plan.unpin)
     click.echo(
         f"{verb} {len(plan.unpin)} of {len(plan.unpin) + len(plan.keep)} pins; gc would then free"
         f" {human_bytes(plan.bytes)} ({plan.bytes} bytes in {plan.objects} objects)"

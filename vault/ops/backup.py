@@ -8,12 +8,14 @@ its content matches something stored.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 
 from ..errors import BadValue, PinError, VaultError
 from ..ids import Oid
 from ..objects import Version
 from ..progress import Progress
 from ..refs import PINS, RefsDoc, Transaction
+from ..revisions import check_name_free
 from ..store import ObjectStore
 from . import pins as pins_op
 from .commit import commit
@@ -41,13 +43,16 @@ def backup(
 
     Raises:
         PinError: a bad pin name or type, or the pin ``name`` exists.
+        NameTaken: a tag is called ``name``.
         BadValue: a bad expiry.
     """
     pins_op.check_type(type)
     pins_op.parse_expiry(expires)
-    if name is not None:
+    if name is not None:  # refused before anything is stored
         pins_op.check_pin_name(name)
-        if PINS + name in parts.refs.read().refs:
+        refs = parts.refs.read()
+        check_name_free(refs, name, "pin")
+        if PINS + name in refs.refs:
             raise PinError(f"pin {name} already exists", kind="refused")
     made: list[PinInfo] = []
 
@@ -85,12 +90,15 @@ def cleanup(
     *,
     retention_days: float | None = None,
     keep_last: int | None = None,
-    pin_type: str | None = None,
+    pin_types: Collection[str] | None = None,
     execute: bool = False,
 ) -> CleanupPlan:
     """Plan (and with ``execute``, do) the removal of old or expired pins.
 
-    See :func:`vault.ops.pins.select_for_cleanup` for which pins go. ``bytes`` is what gc
+    Only pins of ``pin_types`` are considered; by default the automatic ones
+    (:data:`~vault.ops.pins.AUTOMATIC`), plus any pin whose own expiry has passed: a pin
+    someone made without an expiry is never dropped unless its type is named. See
+    :func:`vault.ops.pins.select_for_cleanup` for which pins go. ``bytes`` is what gc
     frees once they are gone: the stored size of objects only those pins reach.
     """
     for what, value in (("retention days", retention_days), ("--keep-last", keep_last)):
@@ -102,7 +110,8 @@ def cleanup(
         pins_op.pin_list(store, refs),
         retention_days=retention_days,
         keep_last=keep_last,
-        pin_type=pin_type,
+        types=pins_op.AUTOMATIC if pin_types is None else pin_types,
+        expired_of_any_type=pin_types is None,
     )
     plan = CleanupPlan(unpin=unpin, keep=keep)
     if unpin:

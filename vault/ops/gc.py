@@ -108,18 +108,26 @@ def plan(
     grace: float,
     *,
     history: set[Oid] | frozenset[Oid] = frozenset(),
+    released: set[Oid] | frozenset[Oid] = frozenset(),
 ) -> GcPlan:
     """Decide what to remove. Reads manifests; changes nothing.
 
     Everything ``roots`` reach must be intact, or the plan fails. ``history`` (ids refs held
     within the grace period) is kept as far as it still exists: an earlier collection with a
-    shorter grace may have removed it already.
+    shorter grace may have removed it already. ``released`` are versions whose last ref the
+    caller removed on purpose under the exclusive lease (``prune``): the loose objects they
+    reach, unless kept otherwise, go whatever their age (see :mod:`vault.ops.prune`).
     """
     reachable = reach(store, roots).all()  # delta bases of reachable chunks included
     for oid in sorted(history):
         if oid not in reachable:
             with contextlib.suppress(ObjectMissing):
                 reachable |= reach(store, {oid}).all()
+    expired: set[Oid] = set()
+    for oid in sorted(released):
+        # A damaged released version frees nothing early; its objects wait out the grace.
+        with contextlib.suppress(ObjectMissing, CorruptObject):
+            expired |= reach(store, {oid}).all() - reachable
     cutoff = backend.now() - grace
     store.packs.refresh()  # under the exclusive lease: every pack any writer published
     old: dict[Oid, int] = {}
@@ -129,7 +137,7 @@ def plan(
         loose.add(oid)
         if oid in reachable:
             continue
-        if st.mtime > cutoff:
+        if st.mtime > cutoff and oid not in expired:
             young.add(oid)
         else:
             old[oid] = st.size

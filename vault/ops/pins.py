@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..errors import BadValue, PinError, VaultError
 from ..ids import Oid
-from ..refs import PINS, VERSIONS, RefsDoc, Transaction
-from ..revisions import check_tag_name, resolve
+from ..refs import PINS, TAGS, VERSIONS, RefsDoc, Transaction
+from ..revisions import check_tag_name, claim_name, resolve
 from ..store import ObjectStore
 from .parts import Parts
 from .versions import check_files_kept, version_names
@@ -31,6 +31,10 @@ PRE_CONSOLIDATION = "pre_consolidation"
 PRE_DELETION = "pre_deletion"
 PRE_RESTORE = "pre_restore"
 EMERGENCY = "emergency"
+AUTOMATIC = (PRE_DELETION, PRE_RESTORE, PRE_CONSOLIDATION)
+"""The types of the pins vault makes on its own (delete, restore, consolidate): the only ones
+``prune`` and ``backup cleanup`` drop unless told other types. Every other pin was made by
+someone (``vault pin``, ``vault backup``, a training callback's ``best``)."""
 
 _TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
 
@@ -126,11 +130,12 @@ def parse_expiry(text: str | None, *, start: datetime | None = None) -> str | No
 
 
 def generate_name(refs: RefsDoc, pin_type: str, label: str, when: datetime) -> str:
-    """A fresh pin name such as ``pre_deletion-v003-20261126T101500`` (``-2``... if taken)."""
+    """A fresh pin name such as ``pre_deletion-v003-20261126T101500`` (``-2``... if a pin or a
+    tag has it)."""
     stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
     base = f"{pin_type}-{label}-{stamp}"
     name, n = base, 1
-    while PINS + name in refs.refs:
+    while PINS + name in refs.refs or TAGS + name in refs.refs:
         n += 1
         name = f"{base}-{n}"
     return check_pin_name(name)
@@ -182,6 +187,7 @@ def set_pin(
 
     Raises:
         PinError: a bad name or type, or the pin exists and ``replace`` is false.
+        NameTaken: a tag has the name (``replace`` moves pins only).
     """
     check_type(type)
     when = now()
@@ -191,6 +197,7 @@ def set_pin(
         name = generate_name(txn.doc, type, label or names.get(oid) or oid[:8], when)
     else:
         check_pin_name(name)
+    claim_name(txn, name, "pin")
     old = txn.get(PINS + name)
     if old is not None and not replace:
         raise PinError(f"pin {name} already exists", kind="refused")
@@ -234,16 +241,20 @@ def select_for_cleanup(
     *,
     retention_days: float | None = None,
     keep_last: int | None = None,
-    pin_type: str | None = None,
+    types: Collection[str] | None = AUTOMATIC,
+    expired_of_any_type: bool = False,
     at: float | None = None,
 ) -> tuple[list[PinInfo], list[PinInfo]]:
     """Split pins (oldest first) into those cleanup removes and those it keeps.
 
-    A pin is removed when it is of ``pin_type`` (any type when ``None``), is not one of the
-    newest ``keep_last`` pins of its type, and either is older than ``retention_days`` or has
-    expired. With neither ``retention_days`` nor ``keep_last``, only expired pins go; with only
-    ``keep_last``, every pin beyond the newest N of its type goes. A creation time or expiry
-    that cannot be read makes a pin neither old nor expired: what cleanup cannot date, it keeps.
+    A pin is removed when it is of one of ``types`` (any type when ``None``; by default only
+    the :data:`AUTOMATIC` ones, so a pin someone made stays), is not one of the newest
+    ``keep_last`` pins of its type, and either is older than ``retention_days`` or has
+    expired. With ``expired_of_any_type``, an expired pin of any type goes too: its maker set
+    the expiry. With neither ``retention_days`` nor ``keep_last``, only expired pins go; with
+    only ``keep_last``, every pin beyond the newest N of its type goes. A creation time or
+    expiry that cannot be read makes a pin neither old nor expired: what cleanup cannot date,
+    it keeps.
 
     Raises:
         BadValue: ``retention_days`` is NaN or infinite.
@@ -269,10 +280,9 @@ def select_for_cleanup(
             old = born is not None and born <= at - retention_days * 86400
         else:
             old = keep_last is not None
-        chosen = (
-            (pin_type is None or p.type == pin_type)
-            and p.name not in protected
-            and (old or expired)
+        chosen = p.name not in protected and (
+            ((types is None or p.type in types) and (old or expired))
+            or (expired and expired_of_any_type)
         )
         (unpin if chosen else keep).append(p)
     return unpin, keep

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import codec
-from ..errors import CorruptObject, ObjectMissing, RefConflict, RemoteError
+from ..errors import CorruptObject, NameTaken, ObjectMissing, RefConflict, RemoteError
 from ..faults import crashpoint
 from ..ids import Oid
 from ..memory import few_arenas
@@ -42,11 +42,13 @@ from ..refs import (
     PINS,
     REMOTES,
     SYNCED,
+    TAGS,
     VERSIONS,
     RefsDoc,
     Transaction,
     version_number,
 )
+from ..revisions import name_clashes
 from ..store import ObjectStore, object_key
 from .parts import Parts
 from .walk import reach
@@ -326,7 +328,22 @@ def _push_target(ours: RefsDoc, theirs: RefsDoc, name: str) -> RefsDoc:
         raise RemoteError(
             f"the remote {name} {what}: run 'vault pull {name}' first", kind="refused"
         )
-    return RefsDoc(refs, max(ours.next_version, theirs.next_version), pins)
+    target = RefsDoc(refs, max(ours.next_version, theirs.next_version), pins)
+    _refuse_clashes(target, [ours, theirs], theirs, name)
+    return target
+
+
+def _refuse_clashes(merged: RefsDoc, sides: list[RefsDoc], remote: RefsDoc, name: str) -> None:
+    """Refuse a merge that makes a name both a tag and a pin, unless one side had that already.
+
+    Raises:
+        NameTaken: the merge would give a tag and a pin one name; nothing is published.
+    """
+    new = name_clashes(merged).difference(*(name_clashes(d) for d in sides))
+    if new:
+        clash = sorted(new)[0]
+        theirs = "tag" if TAGS + clash in remote.refs else "pin"
+        raise NameTaken(clash, theirs, "pin" if theirs == "tag" else "tag", remote=name)
 
 
 def _apply(txn: Transaction, seen: RefsDoc, target: RefsDoc) -> None:
@@ -513,7 +530,9 @@ def pull(
         local.writing() as lease,
         local.refs.transaction(_reason("pull", name), before_publish=lease.check) as txn,
     ):
+        before = RefsDoc(dict(txn.doc.refs))
         result.versions, result.renamed = _integrate(local, txn, name, theirs)
+        _refuse_clashes(txn.doc, [before, theirs], theirs, name)
         set_namespace(txn, f"{REMOTES}{name}/", theirs.refs)
         set_namespace(txn, f"{SYNCED}{name}/", theirs.refs)
     return result

@@ -25,6 +25,7 @@ from ..progress import NullProgress, Progress
 from ..revisions import resolve
 from ..store import ObjectStore
 from .parts import Parts
+from .stats import version_kinds
 from .versions import version_names
 
 
@@ -50,7 +51,12 @@ class VerifyReport:
     """The outcome of a verify run.
 
     Attributes:
-        versions: versions checked.
+        versions: versions checked: ``named`` + ``backups`` + ``history`` + any other a ref
+            keeps (a remote-tracking ref's).
+        named: of them, versions with a name (a whole-repository verify only).
+        backups: versions without a name that a pin keeps (a whole-repository verify only;
+            see :func:`vault.ops.stats.version_kinds`).
+        history: ancestors no ref keeps (deleted versions), of which only the record is read.
         objects: objects checked.
         bytes: bytes of chunks checked.
         damaged: damaged or missing objects.
@@ -59,6 +65,9 @@ class VerifyReport:
     """
 
     versions: int = 0
+    named: int = 0
+    backups: int = 0
+    history: int = 0
     objects: int = 0
     bytes: int = 0
     damaged: list[Damage] = field(default_factory=list)
@@ -94,7 +103,7 @@ def verify_repository(
     refs = parts.refs.read()
     names, _ = version_names(refs)
     roots = set(refs.refs.values()) if rev is None else {resolve(rev, refs, parts.store)}
-    return verify(
+    report = verify(
         parts.store,
         roots,
         lambda oid: names.get(oid, oid[:12]),
@@ -103,6 +112,9 @@ def verify_repository(
         read_data=read_data,
         workers=workers,
     )
+    named, backups = version_kinds(refs)
+    report.named, report.backups = len(named & roots), len(backups & roots)
+    return report
 
 
 def verify(
@@ -178,6 +190,7 @@ def verify(
                 for c in file_chunks[entry.file]:
                     users[c].add(vid)
     if history:
+        kept = len(seen_versions)
         stack = [(parent, vid) for vid, version in read.items() for parent in version.parents]
         while stack:
             vid, root = stack.pop()
@@ -187,6 +200,7 @@ def verify(
             version = load(vid, store.get_version, root)
             if version is not None:
                 stack.extend((parent, root) for parent in version.parents)
+        report.history = len(seen_versions) - kept
     report.versions = len(seen_versions)
 
     progress.start("verify", sum(chunk_sizes.values()))
