@@ -50,6 +50,38 @@ def tiny_model() -> LlamaForCausalLM:
     )
 
 
+def trainer_args(output_dir: Path, max_steps: int, **extra: object) -> TrainingArguments:
+    """Arguments of a short CPU run that logs every step and saves and evaluates every two."""
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        learning_rate=5e-3,
+        logging_steps=1,
+        save_steps=2,
+        eval_strategy="steps",
+        eval_steps=2,
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def tiny_trainer(args: TrainingArguments, callback: TrainerCallback, examples: int) -> Trainer:
+    """A Trainer of :func:`tiny_model` on ``examples`` random sequences, reporting to
+    ``callback``."""
+    return Trainer(
+        model=tiny_model(),
+        args=args,
+        train_dataset=TinyData(examples, seed=1),
+        eval_dataset=TinyData(8, seed=2),
+        callbacks=[callback],
+    )
+
+
 def test_import_is_light() -> None:
     code = (
         "import sys, vault, vault.integrations, vault.cli.main\n"
@@ -64,29 +96,8 @@ def test_trainer_run_is_versioned(repo: Repository, tmp_path: Path) -> None:
 
     callback = VaultCallback(repo, pin_best_metric="eval_loss")
     assert isinstance(callback, TrainerCallback)
-    args = TrainingArguments(
-        output_dir=str(tmp_path / "run"),
-        max_steps=6,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        learning_rate=5e-3,
-        logging_steps=1,
-        save_steps=2,
-        eval_strategy="steps",
-        eval_steps=2,
-        save_total_limit=1,  # the Trainer deletes old checkpoints: vault keeps them
-        report_to=[],
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
-    trainer = Trainer(
-        model=tiny_model(),
-        args=args,
-        train_dataset=TinyData(24, seed=1),
-        eval_dataset=TinyData(8, seed=2),
-        callbacks=[callback],
-    )
+    # save_total_limit: the Trainer deletes old checkpoints; vault keeps them.
+    trainer = tiny_trainer(trainer_args(tmp_path / "run", 6, save_total_limit=1), callback, 24)
     trainer.train()
 
     log = repo.log()

@@ -300,3 +300,21 @@ class RemoteUnavailable(VaultError):
 class RemoteError(VaultError):
     """A remote cannot be used as asked: unknown name, a name taken, no default remote, a
     remote that has moved on (pull first), or one that is not a vault repository."""
+
+
+# Commit selection (issue 11, items 1, 4, 7)
+
+
+class EmptyCommit(VaultError):
+    """A commit found no file to store: the directory is empty, or every path in it was left
+    out by rule. ``--allow-empty`` (``allow_empty=True``) commits it anyway."""
+
+    exit_code = 4
+
+    def __init__(self, path: str, excluded: int = 0) -> None:
+        left = f" ({excluded} left out by rule)" if excluded else ""
+        super().__init__(
+            f"nothing to commit in {path}: no files{left}; add --allow-empty to commit it anyway"
+        )
+        self.path = path
+        self.excluded = excluded
