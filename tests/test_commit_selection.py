@@ -107,6 +107,18 @@ def test_project_patterns_match_from_the_project_folder(project: Path) -> None:
     assert set(excluded_of(project, "v001")) == {"checkpoint-100/"}
 
 
+def test_project_patterns_apply_to_a_directory_outside_the_project(
+    project: Path, tmp_path: Path
+) -> None:
+    """A checkpoint outside the project folder: the project's patterns match within it."""
+    (project / ".vaultignore").write_text("optimizer.pt\n/config.json\n")
+    ckpt = trainer_checkpoint(tmp_path / "elsewhere" / "checkpoint-7", 7)
+    commit(project, str(ckpt), "-m", "outside")
+    assert "optimizer.pt" not in files_of(project, "v001")
+    assert "config.json" not in files_of(project, "v001")
+    assert excluded_of(project, "v001")["optimizer.pt"]["source"] == ".vaultignore"
+
+
 def test_vaultignore_in_the_committed_directory(project: Path) -> None:
     ckpt = project / "runs" / "checkpoint-200"
     (ckpt / ".vaultignore").write_text("optimizer.pt\nrng_state*.pth\n")
