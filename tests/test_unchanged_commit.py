@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from faultkit import assert_clean_error, ok, run_vault, snapshot
+from faultkit import assert_clean_error, flip_byte, ok, run_vault, snapshot
 from test_commit_selection import trainer_checkpoint
 
 from vault import Repository
+from vault.store import object_key
 
 
 @pytest.fixture
@@ -59,6 +60,21 @@ def test_unchanged_json_has_the_usual_keys(setup: tuple[Path, Path], tmp_path: P
     assert (same["files"], same["bytes"]) == (v001["file_count"], v001["bytes"])
     assert same["new_bytes"] == 0
     assert new["version"] == "v002" and new["parents"] == [v001["id"]]
+
+
+def test_an_unchanged_commit_still_heals_a_damaged_chunk(setup: tuple[Path, Path]) -> None:
+    """The files are read and stored before they are compared: damage that a re-read finds is
+    repaired even when no version is made."""
+    repo, ckpt = setup
+    api = Repository.open(repo)
+    (model,) = [f for f in api.show("v001").files or [] if f.path == "model.safetensors"]
+    assert model.id is not None
+    chunk = api.store.get_file(model.id).chunks[-1].oid
+    flip_byte(repo / object_key(chunk), -3)
+    assert run_vault(repo, "verify").returncode != 0
+    proc = ok(run_vault(repo, "commit", str(ckpt), "-m", "heal", "--rehash"))
+    assert proc.stdout == "nothing changed since v001\n"
+    assert ok(run_vault(repo, "verify")).stdout.startswith("ok:")
 
 
 def test_allow_empty_forces_a_version(setup: tuple[Path, Path]) -> None:
