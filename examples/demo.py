@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         vault(repo, "commit", str(ckpt), "-m", f"LoRA {ckpt.name}", "--meta", "kind=adapter")
     again = json.loads(vault(repo, "commit", str(checkpoints[-1]), "-m", "same bytes again",
                              "--json"))
-    assert again["new_bytes"] == 0, "re-committing identical content must cost no new chunks"
+    assert again["unchanged"] and again["new_bytes"] == 0, "the same files make no new version"
     vault(repo, "log")
     vault(repo, "show", "v003")
     out = work / "restored" / "checkpoint-200"

@@ -40,12 +40,14 @@ def test_model_directory_round_trip(tmp_path: Path, repo: Repository) -> None:
     assert not [p for p in dest.parent.iterdir() if p.name != "out"]  # no staging debris
 
 
-def test_identical_commit_dedups_but_records_a_new_version(
+def test_identical_commit_makes_no_version_unless_allowed_and_then_dedups(
     tmp_path: Path, repo: Repository
 ) -> None:
     model = make_model_dir(tmp_path / "model")
     first = repo.commit(model, "one")
-    second = repo.commit(model, "two")
+    same = repo.commit(model, "two")
+    assert same.unchanged and (same.version, same.id) == ("v001", first.id)
+    second = repo.commit(model, "two", allow_empty=True)
     assert second.tree == first.tree
     assert second.id != first.id
     assert second.new_bytes == 0
@@ -200,7 +202,7 @@ def test_empty_directories_are_not_tracked(tmp_path: Path, repo: Repository) -> 
 
 def test_empty_directory_commit_and_checkout(tmp_path: Path, repo: Repository) -> None:
     (tmp_path / "nothing").mkdir()
-    res = repo.commit(tmp_path / "nothing", "empty")
+    res = repo.commit(tmp_path / "nothing", "empty", allow_empty=True)
     assert res.files == 0 and res.bytes == 0
     repo.checkout("v001", tmp_path / "dest")
     assert list((tmp_path / "dest").iterdir()) == []
@@ -360,7 +362,7 @@ def test_unknown_revision_checkout_writes_nothing(
 def test_log_show_and_stats(tmp_path: Path, repo: Repository) -> None:
     model = make_model_dir(tmp_path / "model")
     r1 = repo.commit(model, "one", meta={"step": "1"})
-    repo.commit(model, "two")
+    repo.commit(model, "two", allow_empty=True)
     (model / "config.json").write_text("{}")
     r3 = repo.commit(model, "three")
     log = repo.log()

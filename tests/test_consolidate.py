@@ -174,9 +174,9 @@ def test_cli_with_revisions_dtype_and_training_data(
     shown = repo.show("v003")
     assert shown.meta["lineage"]["base"] == repo.resolve("v001")
     assert shown.meta["lineage"]["adapter"] == repo.resolve("v002")
-    assert [(d["path"], d["size"]) for d in shown.data] == [
-        (str(data[0]), 18),
-        (str(data[1]), 15),
+    assert [(d["path"], d["size"]) for d in shown.data] == [  # relative to the project folder
+        ("train.jsonl", 18),
+        ("eval.jsonl", 15),
     ]
 
     # The stored weights are peft's fp32 merge cast to bf16, exactly.

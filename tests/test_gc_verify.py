@@ -229,7 +229,7 @@ def test_gc_keeps_tagged_versions_after_name_removed(tmp_path: Path, repo: Repos
 def test_verify_clean(tmp_path: Path, repo: Repository) -> None:
     model = make_model_dir(tmp_path / "model")
     repo.commit(model, "one")
-    repo.commit(model, "two")
+    repo.commit(model, "two", allow_empty=True)
     report = repo.verify()
     assert report.ok and report.damaged == []
     assert report.versions == 2

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "vault.objects": 1,
     "vault.meta": 1,
     "vault.statcache": 1,
+    "vault.ignore": 1,
     "vault.ml": 1,
     "vault.ml.lora": 1,
     # 2: where repository files live, and how they are locked

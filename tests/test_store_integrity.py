@@ -4,7 +4,9 @@ Before a commit reuses an object that exists, it reads it in full (decode, re-ha
 delta its whole chain); a damaged one is replaced by the bytes being committed, counted as new.
 The stat cache vouches for an unchanged file only when its manifest is intact and every chunk's
 header, length and delta chain check out. Each repository step below opens the repository
-afresh, as a new ``vault`` process would, so nothing is trusted from an earlier read.
+afresh, as a new ``vault`` process would, so nothing is trusted from an earlier read. The same
+files are committed again with ``allow_empty`` so that each makes a version to check out
+(test_unchanged_commit.py shows an unchanged commit heals as well).
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def test_recommit_replaces_a_damaged_object(
     damage(root, oid, how)
     if not rehash:
         src = Path(shutil.copytree(src, tmp_path / "elsewhere"))
-    res = Repository.open(root).commit(src, "again", rehash=rehash)
+    res = Repository.open(root).commit(src, "again", rehash=rehash, allow_empty=True)
     assert res.new_bytes == size
     assert res.stored_bytes > 0
     assert_whole(root, tmp_path, {"v001": tmp_path / "step1", "v002": src, "v003": src})
@@ -141,7 +143,7 @@ def test_delta_with_a_damaged_base_is_not_reused(
     base = repo.store.delta_base(delta)
     assert base is not None
     damage(root, base, "bitflip")
-    res = Repository.open(root).commit(src, "again", rehash=True)
+    res = Repository.open(root).commit(src, "again", rehash=True, allow_empty=True)
     assert res.new_bytes == size
     repo = Repository.open(root)
     assert repo.store.delta_base(delta) is None
@@ -158,7 +160,7 @@ def test_cli_rehash_heals_a_damaged_chunk(two_versions: tuple[Path, Path], tmp_p
     root, src = two_versions
     oid, size = target(Repository.open(root), "planes")
     damage(root, oid, "bitflip")
-    proc = ok(run_vault(root, "commit", str(src), "-m", "again", "--rehash"))
+    proc = ok(run_vault(root, "commit", str(src), "-m", "again", "--rehash", "--allow-empty"))
     assert "new 0 B" not in proc.stdout, proc.stdout
     ok(run_vault(root, "checkout", "v003", str(tmp_path / "out")))
     assert tree_bytes(tmp_path / "out") == tree_bytes(src)
@@ -194,13 +196,13 @@ def test_stat_cache_does_not_vouch_for_damaged_chunks(
     """With the stat cache holding every file of step 2, damage that the chunk's header or
     length shows makes the commit read the file again and heal the chunk."""
     root, src = two_versions
-    Repository.open(root).commit(src, "record the stat cache")
+    Repository.open(root).commit(src, "record the stat cache", allow_empty=True)
     oid, size = target(Repository.open(root), kind)
     path = root / object_key(oid)
     other = (root / object_key(Repository.open(root).resolve("v001"))).read_bytes()
     make_writable(path)
     path.write_bytes(CHEAP_DAMAGE[how](path.read_bytes(), other))
-    res = Repository.open(root).commit(src, "again")
+    res = Repository.open(root).commit(src, "again", allow_empty=True)
     assert res.unchanged_files == 2  # optimizer.bin and config.json, or model and one of them
     assert res.new_bytes == size
     assert_whole(root, tmp_path, {v: src for v in ("v002", "v003", "v004")})
@@ -210,13 +212,13 @@ def test_stat_cache_does_not_vouch_for_a_delta_whose_base_is_gone(
     two_versions: tuple[Path, Path], tmp_path: Path, no_racy_window: None
 ) -> None:
     root, src = two_versions
-    Repository.open(root).commit(src, "record the stat cache")
+    Repository.open(root).commit(src, "record the stat cache", allow_empty=True)
     repo = Repository.open(root)
     delta, size = target(repo, "delta")
     base = repo.store.delta_base(delta)
     assert base is not None
     (root / object_key(base)).unlink()
-    res = Repository.open(root).commit(src, "again")
+    res = Repository.open(root).commit(src, "again", allow_empty=True)
     assert res.unchanged_files == 2
     assert res.new_bytes == size
     repo = Repository.open(root)
@@ -229,8 +231,8 @@ def test_stat_cache_still_skips_intact_files(
     two_versions: tuple[Path, Path], no_racy_window: None
 ) -> None:
     root, src = two_versions
-    Repository.open(root).commit(src, "record the stat cache")
-    res = Repository.open(root).commit(src, "again")
+    Repository.open(root).commit(src, "record the stat cache", allow_empty=True)
+    res = Repository.open(root).commit(src, "again", allow_empty=True)
     assert res.unchanged_files == 3 and res.new_bytes == 0
 
 

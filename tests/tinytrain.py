@@ -37,29 +37,38 @@ def tiny_model() -> LlamaForCausalLM:
     )
 
 
-def tiny_trainer(output_dir: Path, *callbacks: Any, max_steps: int = 6) -> Trainer:
-    """A Trainer of :func:`tiny_model` that logs the loss at every step and saves and evaluates
-    every 2 steps, keeping one checkpoint on disk (vault keeps them all)."""
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=max_steps,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=4,
-        learning_rate=5e-3,
-        logging_steps=1,
-        save_steps=2,
-        eval_strategy="steps",
-        eval_steps=2,
-        save_total_limit=1,  # the Trainer deletes old checkpoints: vault keeps them
-        report_to=[],
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-    )
+def trainer_args(output_dir: Path, max_steps: int = 6, **extra: Any) -> TrainingArguments:
+    """Arguments of a short CPU run that logs the loss at every step and saves and evaluates
+    every 2 steps, keeping one checkpoint on disk (vault keeps them all); ``extra`` overrides."""
+    settings: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "max_steps": max_steps,
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 4,
+        "learning_rate": 5e-3,
+        "logging_steps": 1,
+        "save_steps": 2,
+        "eval_strategy": "steps",
+        "eval_steps": 2,
+        "save_total_limit": 1,  # the Trainer deletes old checkpoints: vault keeps them
+        "report_to": [],
+        "use_cpu": True,
+        "seed": 0,
+        "disable_tqdm": True,
+    }
+    settings.update(extra)
+    return TrainingArguments(**settings)
+
+
+def tiny_trainer(
+    output_dir: Path, *callbacks: Any, max_steps: int = 6, examples: int = 24, **extra: Any
+) -> Trainer:
+    """A Trainer of :func:`tiny_model` on ``examples`` random sequences, with the arguments of
+    :func:`trainer_args`, reporting to ``callbacks``."""
     return Trainer(
         model=tiny_model(),
-        args=args,
-        train_dataset=TinyData(24, seed=1),
+        args=trainer_args(output_dir, max_steps, **extra),
+        train_dataset=TinyData(examples, seed=1),
         eval_dataset=TinyData(8, seed=2),
         callbacks=list(callbacks),
     )

@@ -445,3 +445,21 @@ class NameTaken(VaultError):
         self.wanted = wanted
         self.existing = existing
         self.remote = remote
+
+
+# Commit selection (issue 11, items 1, 4, 7)
+
+
+class EmptyCommit(VaultError):
+    """A commit found no file to store: the directory is empty, or every path in it was left
+    out by rule. ``--allow-empty`` (``allow_empty=True``) commits it anyway."""
+
+    kind = "refused"
+
+    def __init__(self, path: str, excluded: int = 0) -> None:
+        left = f" ({excluded} left out by rule)" if excluded else ""
+        super().__init__(
+            f"nothing to commit in {path}: no files{left}; add --allow-empty to commit it anyway"
+        )
+        self.path = path
+        self.excluded = excluded

@@ -40,13 +40,18 @@ class _VaultCallbackMixin:
             value is kept pinned as ``best``. ``None``: no pin.
         greater_is_better: default: false for metrics whose name ends in ``loss``, else true.
         message: the version description; ``{step}`` and ``{checkpoint}`` are filled in.
+        exclude: gitignore patterns of checkpoint files to leave out, e.g. ``["optimizer.pt",
+            "scheduler.pt", "rng_state*.pth"]`` to keep the weights only. By default
+            everything stays, so that training can resume from any version.
+        verbose: print one line per checkpoint committed (``vault: v012 step 300 loss 0.41``).
 
     Every checkpoint the Trainer saves (``output_dir/checkpoint-N``) is committed as the next
     version on the main process; its step, losses and learning curve come from the checkpoint's
     ``trainer_state.json`` (see :meth:`vault.Repository.commit`). A checkpoint is compared on
     the metric of the evaluation at its own step (whether that evaluation runs before or after
     the save). A ``best`` pin left by an earlier run counts as the value to beat when its reason
-    records the same metric.
+    records the same metric. A checkpoint whose files equal the latest version's (saved twice
+    at one step) makes no new version: that version stands for it, and is pinned if best.
     """
 
     def __init__(
@@ -56,6 +61,8 @@ class _VaultCallbackMixin:
         pin_best_metric: str | None = None,
         greater_is_better: bool | None = None,
         message: str = "Trainer {checkpoint}",
+        exclude: list[str] | tuple[str, ...] = (),
+        verbose: bool = True,
     ) -> None:
         from .repo import Repository
 
@@ -68,6 +75,8 @@ class _VaultCallbackMixin:
             greater_is_better = not (self.metric or "").endswith("loss")
         self.greater_is_better = greater_is_better
         self.message = message
+        self.exclude = list(exclude)
+        self.verbose = verbose
         self.versions: dict[int, CommitResult] = {}
         """The versions committed by this callback, by training step."""
         self.metrics: dict[int, float] = {}
@@ -87,7 +96,10 @@ class _VaultCallbackMixin:
             log.warning("no checkpoint directory %s to commit", checkpoint)
             return
         text = self.message.format(step=step, checkpoint=checkpoint.name)
-        self.versions[step] = self.repo.commit(checkpoint, text)
+        result = self.repo.commit(checkpoint, text, exclude=self.exclude)
+        self.versions[step] = result
+        if self.verbose:
+            print(_commit_line(result, step, checkpoint), flush=True)
         for entry in state.log_history:
             if self.metric and entry.get("step") == step and self.metric in entry:
                 self.metrics[step] = float(entry[self.metric])
@@ -150,6 +162,19 @@ class _VaultCallbackMixin:
                     except ValueError:
                         return None
         return None
+
+
+def _commit_line(result: CommitResult, step: int, checkpoint: Path) -> str:
+    """``vault: v012 step 300 loss 0.41``: what the callback prints for a checkpoint."""
+    from .meta import read_checkpoint
+
+    info = read_checkpoint(checkpoint)
+    line = f"vault: {result.version or result.id[:12]} step {step}"
+    if info is not None and info.loss is not None:
+        line += f" loss {info.loss:.4g}"
+    if result.unchanged:
+        line += " (unchanged)"
+    return line
 
 
 _built: dict[str, type] = {}

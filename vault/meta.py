@@ -158,17 +158,55 @@ def hash_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def data_path(path: str | os.PathLike[str]) -> str:
-    """How a training data file's path is recorded: absolute and normalised, not resolved.
+OUTSIDE = "_outside"
+"""The folder of the ``data`` attachment that holds the data files recorded by an absolute path
+(outside the project folder), so that checkout writes them under its destination too."""
 
-    An absolute path names the file unambiguously whatever the directory a later ``show`` runs
-    in; symbolic links are kept as the user named them.
+
+def data_path(path: str | os.PathLike[str], project: str | os.PathLike[str] | None = None) -> str:
+    """How a training data file's path is recorded: relative to the project folder ``project``
+    (the folder holding the repository) when the file lies inside it, else absolute; normalised,
+    ``/``-separated, symbolic links kept as the user named them.
+
+    A relative path names the file wherever the project is moved or cloned to; an absolute one
+    names a file outside the project unambiguously whatever the directory a later ``show`` runs
+    in. A file reached through a link to the project folder (or one of its parents) still
+    counts as inside it.
     """
-    return os.path.abspath(os.fspath(path))
+    full = os.path.abspath(os.fspath(path))
+    if project is not None:
+        top = os.path.abspath(project)
+        for base, target in (
+            (top, full),
+            (
+                os.path.realpath(top),
+                os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full)),
+            ),
+        ):
+            rel = os.path.relpath(target, base)
+            if rel != os.curdir and rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+                return Path(rel).as_posix()
+    return full
 
 
-def data_record(path: str | os.PathLike[str], *, stored: bool) -> dict[str, Any]:
-    """``{path, size, blake3, stored}`` of a training data file.
+def data_tree_path(recorded: str) -> str:
+    """Where the ``data`` attachment holds a data file recorded as ``recorded``: a relative
+    path as it is, an absolute one under :data:`OUTSIDE` (``/srv/d/train.jsonl`` is
+    ``_outside/srv/d/train.jsonl``). Checkout writes the attachment under its destination by
+    these paths, so a data file never lands outside it."""
+    if recorded.startswith("/"):
+        return f"{OUTSIDE}/{recorded.lstrip('/')}"
+    return recorded
+
+
+def data_record(
+    path: str | os.PathLike[str],
+    *,
+    stored: bool,
+    project: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """``{path, size, blake3, stored}`` of a training data file (``path`` as
+    :func:`data_path` records it).
 
     Raises:
         PathNotFound: ``path`` does not exist.
@@ -180,7 +218,7 @@ def data_record(path: str | os.PathLike[str], *, stored: bool) -> dict[str, Any]
     if not p.is_file():
         raise BadValue("--data", str(path), "is not a regular file")
     return {
-        "path": data_path(p),
+        "path": data_path(p, project),
         "size": p.stat().st_size,
         "blake3": hash_file(p),
         "stored": stored,

@@ -191,6 +191,8 @@ class Version:
             ``docs/format.md``, "Version metadata". Omitted from the JSON when empty.
         attachments: trees stored with the version besides its files, by role (``data``,
             ``snapshots``). Omitted from the JSON when empty, so older version ids are unchanged.
+        excluded: the paths the commit left out by rule (``.vaultignore``, ``--exclude``): see
+            ``docs/format.md``, "Excluded paths". Omitted from the JSON when empty.
     """
 
     tree: Oid
@@ -203,6 +205,7 @@ class Version:
     files: int = 0
     training: dict[str, Any] = field(default_factory=dict)
     attachments: dict[str, Oid] = field(default_factory=dict)
+    excluded: list[dict[str, Any]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         """Canonical serialisation."""
@@ -221,6 +224,8 @@ class Version:
             doc["training"] = self.training
         if self.attachments:
             doc["attachments"] = dict(self.attachments)
+        if self.excluded:
+            doc["excluded"] = list(self.excluded)
         return canonical_json(doc)
 
     def trees(self) -> tuple[Oid, ...]:
@@ -245,6 +250,15 @@ class Version:
                 attachments={
                     str(k): check_oid(v) for k, v in (doc.get("attachments") or {}).items()
                 },
+                excluded=_excluded(doc.get("excluded")),
             )
         except (AttributeError, KeyError, OverflowError, TypeError, ValueError) as exc:
             raise ManifestError(f"bad version: {exc}") from exc
+
+
+def _excluded(found: Any) -> list[dict[str, Any]]:
+    """A version's ``excluded`` records as a reader keeps them: objects only; anything else
+    (a field this release does not know how to read) is ignored, never an error."""
+    if not isinstance(found, list):
+        return []
+    return [dict(e) for e in found if isinstance(e, dict)]

@@ -262,10 +262,16 @@ class Repository(RemoteMethods):
         loss: float | None = None,
         base_model: str | None = None,
         snapshots: str | os.PathLike[str] | None = None,
+        exclude: list[str] | tuple[str, ...] = (),
+        include: list[str] | tuple[str, ...] = (),
+        allow_empty: bool = False,
     ) -> CommitResult:
         """Store the file or directory ``path`` as a new version on top of ``latest``, with
         the training metadata of a Trainer checkpoint; every argument is checked before
-        anything is stored. The arguments are those of :func:`vault.ops.commit.commit`.
+        anything is stored. The arguments are those of :func:`vault.ops.commit.commit`:
+        ``exclude`` and ``include`` take gitignore patterns (with ``.vaultignore`` files, see
+        :mod:`vault.ignore`); files equal to ``latest``'s make no new version (the result
+        says ``unchanged``) and an empty directory is refused, unless ``allow_empty``.
         """
         from .ops import commit as commit_op
 
@@ -288,6 +294,9 @@ class Repository(RemoteMethods):
             loss=loss,
             base_model=base_model,
             snapshots=snapshots,
+            exclude=exclude,
+            include=include,
+            allow_empty=allow_empty,
         )
 
     def log(
@@ -354,8 +363,9 @@ class Repository(RemoteMethods):
 
         Args:
             role: ``data`` (the training data files of ``commit --store-data``, each at its
-                recorded absolute path without the leading ``/``) or ``snapshots`` (the
-                ``--snapshots`` directory).
+                recorded path relative to the project folder; one recorded by an absolute
+                path, outside the project, under ``_outside/`` and that path without its
+                leading ``/``) or ``snapshots`` (the ``--snapshots`` directory).
 
         Raises:
             NoAttachment: ``rev`` stores nothing of that role.

@@ -49,6 +49,26 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Read every file, even those whose size, mtime and inode say they are unchanged.",
 )
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave out paths matching PATTERN (gitignore syntax; repeatable).",
+)
+@click.option(
+    "--include",
+    "includes",
+    multiple=True,
+    metavar="PATTERN",
+    help="Commit paths matching PATTERN even when .vaultignore or --exclude leave them out"
+    " (repeatable).",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Make a version even when the files equal latest's, or when there are none.",
+)
 @json_option
 @pass_ctx
 def commit(
@@ -64,12 +84,29 @@ def commit(
     base_model: str | None,
     snapshots: str | None,
     rehash: bool,
+    excludes: tuple[str, ...],
+    includes: tuple[str, ...],
+    allow_empty: bool,
     as_json: bool,
 ) -> None:
     """Store PATH (a file or directory) as a new version on top of latest.
 
     A Trainer checkpoint directory (with trainer_state.json) records its steps, loss, learning
     curve and base model by itself; --steps, --loss and --base-model override them.
+
+    \b
+    What is committed from a directory: everything but .vault and what rules leave out, in
+    gitignore syntax, the last matching rule deciding:
+      .vaultignore in the project folder (the folder holding .vault/),
+      .vaultignore at the top of PATH,
+      --exclude PATTERN,
+      --include PATTERN (commits what the rules above leave out; so --exclude '*'
+      --include '*.safetensors' commits the safetensors files only).
+    The version records what was left out (vault show lists it).
+
+    When the files equal latest's, no version is made: "nothing changed since vNNN", exit 0
+    (--tag tags that version). A directory with nothing to commit is refused (exit 4).
+    --allow-empty makes a version in both cases.
     """
     from ..progress import for_terminal
 
@@ -88,15 +125,28 @@ def commit(
         base_model=base_model,
         snapshots=snapshots,
         rehash=rehash,
+        exclude=list(excludes),
+        include=list(includes),
+        allow_empty=allow_empty,
     )
+    for warning in result.warnings:
+        click.echo(f"vault: warning: {warning}", err=True)
     if as_json:
         emit_json(result)
+        return
+    if result.unchanged:
+        click.echo(f"nothing changed since {result.version or result.id[:12]}")
         return
     click.echo(f"{result.version} {result.id}")
     click.echo(
         f"{result.files} files, {human_bytes(result.bytes)}; new {human_bytes(result.new_bytes)},"
         f" stored {human_bytes(result.stored_bytes)}"
     )
+    if result.excluded:
+        files = sum(e["files"] for e in result.excluded)
+        size = sum(e["bytes"] for e in result.excluded)
+        noun = "file" if files == 1 else "files"
+        click.echo(f"excluded {files} {noun}, {human_bytes(size)} (vault show lists them)")
 
 
 COMMANDS = [commit]

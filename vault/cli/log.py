@@ -141,6 +141,7 @@ def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
     for k, v in flatten(info.meta):
         click.echo(f"meta     {k} = {v}")
     _show_training(info)
+    _show_excluded(info.excluded)
     click.echo("")
     for line in info.message.splitlines() or [""]:
         click.echo(f"    {line}")
@@ -190,6 +191,18 @@ def _show_training(info) -> None:  # type: ignore[no-untyped-def]
         click.echo(f"data     {quote(d['path'])}  {size}  blake3 {digest}  {stored}")
     for line in curve_lines(info.curve or []):
         click.echo(f"curve    {line}")
+
+
+def _show_excluded(excluded: list[dict]) -> None:
+    """The lines of ``show`` naming what the commit left out by rule: ``excluded runs/  3
+    files, 1.2 MiB  (rule runs/ from .vaultignore)``. The records are read as loosely as any
+    field a reader may not know."""
+    for e in excluded:
+        rule = f"rule {e.get('rule')} from {e.get('source')}" if e.get("rule") else "several rules"
+        files, size = e.get("files"), e.get("bytes")
+        what = f"{files} file{'' if files == 1 else 's'}"
+        what += f", {human_bytes(size if isinstance(size, int) else 0)}"
+        click.echo(f"excluded {quote(str(e.get('path')))}  {what}  ({rule})")
 
 
 COMMANDS = [log, show]

@@ -70,6 +70,8 @@ def backup(
         name_version=False,
         move_latest=False,
         on_publish=on_publish,
+        ignore_files=False,  # a backup keeps the directory whole, whatever .vaultignore says
+        allow_empty=True,
     )
     return made[0] if made else None
 

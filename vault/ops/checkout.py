@@ -27,7 +27,7 @@ import functools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import CorruptObject, DestinationNotEmpty, DiskFull, StrayFiles, UnsafePath
@@ -35,6 +35,7 @@ from ..faults import crashpoint
 from ..fsutil import fsync_dir
 from ..ids import Oid
 from ..memory import keep_large_buffers
+from ..meta import data_path, data_tree_path
 from ..objects import KIND_FILE, KIND_LINK, FileManifest, Tree, TreeEntry
 from ..progress import NullProgress, Progress
 from ..revisions import resolve
@@ -82,6 +83,9 @@ def checkout_version(
     refs = parts.refs.read()
     oid = resolve(rev, refs, parts.store)
     tree = version_tree(parts.store, refs, oid, rev, role)
+    if role == "data":
+        records = parts.store.get_version(oid).training.get("data")
+        tree = data_layout(tree, records, parts.project)
     return checkout(
         parts.store,
         tree,
@@ -92,6 +96,31 @@ def checkout_version(
         progress=progress,
         durable=durable,
     )
+
+
+def data_layout(tree: Tree, records: object, project: Path | None) -> Tree:
+    """The ``data`` attachment ``tree`` with the paths checkout writes it by: as stored, unless
+    the version was committed before data paths were recorded relative to the project folder.
+
+    Such a version records every data file by its absolute path and stores it at that path
+    without the leading ``/``. Each file then goes where a commit today would put it: relative
+    to the project folder ``project`` when it lies inside it, else under ``_outside/``
+    (:func:`vault.meta.data_tree_path`). Either way every path stays relative, and
+    :func:`check_paths` still vets the result.
+    """
+    check_paths(tree)  # a hostile tree is refused as it is, never normalised into a safe one
+    if not isinstance(records, list):
+        return tree
+    paths = [r.get("path") for r in records if isinstance(r, dict)]
+    if not paths or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        return tree  # some path is relative: recorded by today's rule
+    old = {str(p).lstrip("/") for p in paths}
+    if not all(e.path in old for e in tree.entries):
+        return tree  # a tree stored by today's rule (absolute paths under _outside/)
+    entries = (
+        replace(e, path=data_tree_path(data_path("/" + e.path, project))) for e in tree.entries
+    )
+    return Tree(tuple(sorted(entries, key=lambda e: e.path)))
 
 
 def check_paths(tree: Tree) -> None:

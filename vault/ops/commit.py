@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ..chunking import Chunker
 from ..errors import (
     BadValue,
     BrokenParent,
+    EmptyCommit,
     PathNotFound,
     RefConflict,
     TagError,
@@ -32,7 +34,8 @@ from ..errors import (
     VaultError,
 )
 from ..faults import crashpoint
-from ..ids import Oid
+from ..ids import Oid, is_oid_prefix
+from ..ignore import Excluded, Rules, compact, tree_size
 from ..memory import keep_large_buffers
 from ..objects import (
     KIND_FILE,
@@ -45,8 +48,8 @@ from ..objects import (
     canonical_json,
 )
 from ..progress import NullProgress, Progress
-from ..refs import BASE, LATEST, TAGS, VERSIONS, Transaction, now_iso
-from ..revisions import check_tag_name
+from ..refs import BASE, LATEST, TAGS, VERSIONS, Transaction, now_iso, version_number
+from ..revisions import RESERVED, check_tag_name
 from ..statcache import Stamp, StatCache, stamp_of
 from ..store import ObjectStore
 from .deltas import DeltaBases
@@ -92,7 +95,13 @@ class TreeResult:
     unchanged_files: int = 0
 
 
-def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
+def scan(
+    source: Path,
+    *,
+    exclude: tuple[Path, ...] = (),
+    rules: Rules | None = None,
+    excluded: list[Excluded] | None = None,
+) -> list[SourceEntry]:
     """List the files and links to commit from ``source`` (a file or a directory).
 
     Symlinks inside a directory are recorded as links, never followed. ``source`` itself is
@@ -100,6 +109,11 @@ def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
     repository itself, when it lies inside ``source``) are skipped, and so is every name
     reserved for the repository (``.vault`` and its spellings, see :mod:`vault.ops.names`), at
     any depth, whatever it is: checkout refuses them.
+
+    Within a directory, a path ``rules`` leave out is skipped before it is looked at (a socket
+    or a badly named file left out refuses nothing) and appended to ``excluded``, folded by
+    :func:`vault.ignore.compact`; a directory left out is not walked unless some rule can
+    re-include a path in it. A file named as ``source`` is committed whatever the rules say.
 
     Raises:
         PathNotFound: ``source`` does not exist.
@@ -135,18 +149,30 @@ def scan(source: Path, *, exclude: tuple[Path, ...] = ()) -> list[SourceEntry]:
         with contextlib.suppress(OSError):
             est = os.stat(path)
             skip.add((est.st_dev, est.st_ino))
-    _walk(source, "", out, skip)
+    left: list[Excluded] = []
+    _walk(source, "", out, skip, rules if rules else None, left)
     out.sort(key=lambda e: e.path)
+    if excluded is not None and left:
+        excluded.extend(compact(left, [e.path for e in out]))
     return out
 
 
-def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int, int]]) -> None:
+def _walk(
+    folder: Path,
+    prefix: str,
+    out: list[SourceEntry],
+    skip: set[tuple[int, int]],
+    rules: Rules | None,
+    left: list[Excluded],
+) -> None:
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
         if is_reserved(entry.name):
             continue
         rel = prefix + entry.name
+        if rules is not None and _left_out(entry, rel, rules, left):
+            continue
         _check_name(entry.path, entry.name)
         st = entry.stat(follow_symlinks=False)
         mode = st.st_mode
@@ -159,7 +185,7 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int
         elif stat.S_ISDIR(mode):
             if (st.st_dev, st.st_ino) in skip:
                 continue
-            _walk(Path(entry.path), rel + "/", out, skip)
+            _walk(Path(entry.path), rel + "/", out, skip, rules, left)
         elif stat.S_ISREG(mode):
             out.append(
                 SourceEntry(
@@ -168,6 +194,25 @@ def _walk(folder: Path, prefix: str, out: list[SourceEntry], skip: set[tuple[int
             )
         else:
             raise UnsupportedFile(entry.path, _kind_name(mode))
+
+
+def _left_out(entry: os.DirEntry[str], rel: str, rules: Rules, left: list[Excluded]) -> bool:
+    """Whether ``rules`` leave ``entry`` out; if so, it is recorded in ``left``. A directory
+    is matched as ``rel/``; when no rule can re-include what it holds, it is left out whole,
+    else walked (its files are matched one by one)."""
+    is_dir = entry.is_dir(follow_symlinks=False)
+    found = rules.match(rel, is_dir)
+    if is_dir:
+        if found is None or rules.negates:
+            return False
+        files, size = tree_size(Path(entry.path))
+        left.append(Excluded(rel + "/", *found, files, size))
+        return True
+    if found is None:
+        return False
+    size = entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) else 0
+    left.append(Excluded(rel, *found, 1, size))
+    return True
 
 
 def _check_name(path: str, name: str, what: str = "file name") -> None:
@@ -441,6 +486,11 @@ class CommitResult:
         tags: tags set by the commit.
         unchanged_files: files not read because their size, mtime, ctime and inode matched the
             stat cache (0 with ``rehash``).
+        unchanged: no new version was made: the files equal ``latest``'s, which ``version``,
+            ``id`` and ``parents`` then describe (``tags`` were set on it).
+        excluded: the paths left out by rule (:class:`vault.ignore.Excluded` as JSON).
+        warnings: what the user should know, e.g. a ``base_model`` that looks like a
+            revision but names none.
     """
 
     version: str | None
@@ -453,6 +503,9 @@ class CommitResult:
     parents: list[str]
     tags: list[str]
     unchanged_files: int = 0
+    unchanged: bool = False
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 Paths = list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...]
@@ -478,6 +531,10 @@ def commit(
     loss: float | None = None,
     base_model: str | None = None,
     snapshots: str | os.PathLike[str] | None = None,
+    exclude: list[str] | tuple[str, ...] = (),
+    include: list[str] | tuple[str, ...] = (),
+    ignore_files: bool = True,
+    allow_empty: bool = False,
 ) -> CommitResult:
     """Store the file or directory ``path`` as a new version on top of ``latest``.
 
@@ -507,11 +564,24 @@ def commit(
         base_model: a base model's name, or a revision of this repository (its id is
             recorded too when it resolves).
         snapshots: a directory of learning-progress snapshots, stored with the version.
+        exclude: gitignore patterns of paths (within a committed directory) to leave out.
+        include: gitignore patterns of paths to commit even when a ``.vaultignore`` or an
+            ``exclude`` pattern leaves them out (see :mod:`vault.ignore`).
+        ignore_files: read ``.vaultignore`` in the project folder (the folder holding the
+            repository) and in the committed directory; internal commits (backups,
+            consolidation) store a directory whole.
+        allow_empty: make a version even when nothing is left to commit, or when the files
+            equal ``latest``'s. Without it, a normal commit (named, moving ``latest``, on
+            top of it) whose tree equals ``latest``'s makes no version: the result says
+            ``unchanged`` and describes ``latest``, ``tags`` are set on it, and nothing else
+            given (description, metadata, data) is recorded.
 
     Raises:
         PathNotFound: ``path``, a data file or the snapshots directory does not exist.
         BadValue: a negative or non-integral step count, a loss that is not a finite number,
-            a data path that is not a file, a snapshots path that is not a directory.
+            a data path that is not a file, a snapshots path that is not a directory, a bad
+            ``exclude`` or ``include`` pattern.
+        EmptyCommit: nothing is left to commit and ``allow_empty`` is not set.
         BrokenParent: ``latest`` (or a given parent) is not a readable version; nothing a
             ref names is written.
     """
@@ -537,11 +607,30 @@ def commit(
         StatCache.load(parts.root / STAT_CACHE) if parts.root is not None else StatCache.memory()
     )
 
+    warnings: list[str] = []
     training = _training(
-        parts, path, data=data, store_data=store_data, steps=steps, loss=loss, base_model=base_model
+        parts,
+        path,
+        data=data,
+        store_data=store_data,
+        steps=steps,
+        loss=loss,
+        base_model=base_model,
+        warnings=warnings,
     )
-    entries = scan(Path(path), exclude=parts.guarded(path))
+    rules = Rules(
+        Path(path),
+        parts.project,
+        exclude=exclude,
+        include=include,
+        ignore_files=ignore_files,
+    )
+    left: list[Excluded] = []
+    entries = scan(Path(path), exclude=parts.guarded(path), rules=rules, excluded=left)
+    if not entries and not allow_empty:
+        raise EmptyCommit(os.fspath(path), sum(e.files for e in left))
     extra = _attachment_entries(parts, training, data, store_data, snapshots)
+    may_skip = not allow_empty and name_version and move_latest and parents is None
     with parts.writing() as lease:
         every = [*entries, *(e for group in extra.values() for e in group)]
         progress.start("commit", sum(e.size for e in every if e.kind == KIND_FILE))
@@ -565,6 +654,8 @@ def commit(
         finally:
             progress.finish()
         summary = message.splitlines()[0] if message else ""
+        same: Version | None = None
+        same_name: str | None = None
         for attempt in range(COMMIT_RETRIES):
             try:
                 with parts.refs.transaction(
@@ -574,6 +665,13 @@ def commit(
                         if txn.get(TAGS + t) is not None:
                             raise TagError(f"tag {t} already exists", kind="refused")
                     parent = txn.get(LATEST)
+                    same = _same_tree(store, parent, stored.tree) if may_skip else None
+                    if same is not None:
+                        assert parent is not None
+                        same_name = _name_of(txn.doc.names_for(VERSIONS), parent) or same.name
+                        for t in tags:
+                            txn.set(TAGS + t, parent, expected=None)
+                        break
                     if parents is not None:
                         version_parents = tuple(parents)
                     elif move_latest and parent:
@@ -598,6 +696,7 @@ def commit(
                         files=stored.tree_obj.file_count,
                         training=training,
                         attachments=attachments,
+                        excluded=[e.to_json() for e in left],
                     )
                     res = store.put(version.to_bytes(), compress=False)
                     store.sync()
@@ -617,6 +716,24 @@ def commit(
                 if attempt == COMMIT_RETRIES - 1:
                     raise
     cache.save()  # only now: the manifests it names are durable and named
+    excluded = [e.to_json() for e in left]
+    if same is not None:
+        assert parent is not None
+        return CommitResult(
+            version=same_name,
+            id=parent,
+            tree=stored.tree,
+            files=stored.tree_obj.file_count,
+            bytes=stored.bytes,
+            new_bytes=stored.new_bytes,
+            stored_bytes=stored.stored_bytes,
+            parents=list(same.parents),
+            tags=list(tags),
+            unchanged_files=stored.unchanged_files,
+            unchanged=True,
+            excluded=excluded,
+            warnings=warnings,
+        )
     return CommitResult(
         version=name,
         id=res.oid,
@@ -628,7 +745,24 @@ def commit(
         parents=list(version.parents),
         tags=list(tags),
         unchanged_files=stored.unchanged_files,
+        excluded=excluded,
+        warnings=warnings,
     )
+
+
+def _name_of(names: dict[str, Oid], oid: Oid) -> str | None:
+    return next((name for name, found in sorted(names.items()) if found == oid), None)
+
+
+def _same_tree(store: ObjectStore, latest: Oid | None, tree: Oid) -> Version | None:
+    """``latest``'s version when its tree is ``tree`` (the commit would change nothing)."""
+    if latest is None:
+        return None
+    try:
+        version = store.get_version(latest)
+    except VaultError:
+        return None  # a broken latest: the commit goes on, and BrokenParent says why
+    return version if version.tree == tree else None
 
 
 def _training(
@@ -640,8 +774,14 @@ def _training(
     steps: int | None,
     loss: float | None,
     base_model: str | None,
+    warnings: list[str],
 ) -> dict[str, Any]:
-    """The ``training`` record of a new version: checkpoint values, overridden by arguments."""
+    """The ``training`` record of a new version: checkpoint values, overridden by arguments.
+
+    A ``base_model`` given explicitly that names no version but looks like a revision (``v999``,
+    ``latest``, ``REV~N``, an id prefix of 7 hex digits or more) is kept as a name, with a
+    warning appended to ``warnings``: it is most likely a typo.
+    """
     out: dict[str, Any] = {}
     checkpoint = meta_mod.read_checkpoint(path)
     if checkpoint is not None:
@@ -663,15 +803,38 @@ def _training(
             raise BadValue("base model", base_model, "expected a name or a revision")
         out["base_model"] = base_model.strip()
     if out.get("base_model"):
-        with contextlib.suppress(VaultError):  # else a model's name, not one of our versions
+        try:
             out["base_model_id"] = parts.resolve(out["base_model"])
+        except VaultError as exc:  # else a model's name, not one of our versions
+            if base_model is not None and looks_like_revision(out["base_model"]):
+                warnings.append(
+                    f"--base-model {out['base_model']} looks like a revision, but {exc.message};"
+                    " recorded as a model name"
+                )
     records: dict[str, dict[str, Any]] = {}
     for f in data:
-        record = meta_mod.data_record(f, stored=store_data)
+        record = meta_mod.data_record(f, stored=store_data, project=parts.project)
         records.setdefault(record["path"], record)
     if records:
         out["data"] = list(records.values())
     return {k: v for k, v in out.items() if v is not None}
+
+
+_ANCESTRY = re.compile(r".+~\d*\Z")
+
+
+def looks_like_revision(text: str) -> bool:
+    """Whether ``text`` reads as a revision rather than a model's name: a version name
+    (``v999``), a reserved ref (``latest``, ``base``, ``HEAD``), ``NAME~N``, or an id prefix
+    of at least 7 hex digits (git's shortest abbreviation). A tag-like word (``gpt2``) does
+    not: most model names read that way."""
+    text = text.strip()
+    return bool(
+        version_number(text) is not None
+        or text in RESERVED
+        or _ANCESTRY.match(text)
+        or (len(text) >= 7 and is_oid_prefix(text.lower()))
+    )
 
 
 def _attachment_entries(
@@ -684,12 +847,16 @@ def _attachment_entries(
     """The entries of the trees stored with the version, by role; counts ``snapshots``."""
     out: dict[str, list[SourceEntry]] = {}
     if store_data and training.get("data"):
-        # A stored data file's tree path is its recorded absolute path without the leading
-        # "/", so files of the same name from different folders never collide.
-        entries = {}
+        # A stored data file's tree path is its recorded path (an absolute one under
+        # meta.OUTSIDE), so that files of the same name from different folders never collide.
+        entries: dict[str, SourceEntry] = {}
+        recorded: dict[str, str] = {}
         for f in data:
             (entry,) = scan(Path(f))
-            rel = meta_mod.data_path(f).lstrip("/")
+            path = meta_mod.data_path(f, parts.project)
+            rel = meta_mod.data_tree_path(path)
+            if recorded.setdefault(rel, path) != path:
+                raise BadValue("--data", str(f), f"would be stored as {rel}, as {recorded[rel]} is")
             entries[rel] = replace(entry, path=rel)
         out["data"] = [entries[k] for k in sorted(entries)]
     if snapshots is not None:

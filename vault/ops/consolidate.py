@@ -329,6 +329,8 @@ def consolidate(
                     f"{pins_op.PRE_CONSOLIDATION}: {src.role} of '{summary}'",
                     name_version=False,
                     move_latest=False,
+                    ignore_files=False,  # the pinned source is what was merged, whole
+                    allow_empty=True,
                 )
                 # A directory that holds exactly a named version is that version.
                 src.oid, src.name = _named_with_tree(parts, Oid(res.tree)) or (Oid(res.id), None)
@@ -403,6 +405,8 @@ def _publish(
         data=list(training_data),
         base_model=b.name or b.oid[:12],
         on_publish=on_publish,
+        ignore_files=False,
+        allow_empty=True,  # the new base and its pins need a version, whatever latest holds
     )
     return ConsolidateResult(
         version=res.version,

@@ -60,6 +60,7 @@ class VersionInfo:
     snapshots: int | None = None
     pins: list[str] = field(default_factory=list)
     curve: list[dict[str, Any]] | None = None
+    excluded: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.description = self.description or self.message
@@ -101,6 +102,7 @@ def _info(
         data=[dict(d) for d in training.get("data", [])],
         snapshots=training.get("snapshots"),
         pins=sorted((pins or {}).get(oid, [])),
+        excluded=[dict(e) for e in version.excluded],
     )
 
 

@@ -47,6 +47,13 @@ class Parts:
         never touches."""
         return (self.root,) if self.root is not None else ()
 
+    @property
+    def project(self) -> Path | None:
+        """The project folder: the folder holding the repository's directory (``.vault``), or
+        ``None`` when the repository has no local directory. Its ``.vaultignore`` applies to
+        commits, and ``--data`` paths inside it are recorded relative to it."""
+        return Path(os.path.abspath(self.root)).parent if self.root is not None else None
+
     def guarded(self, path: str | os.PathLike[str]) -> tuple[Path, ...]:
         """What a checkout into ``path``, or a commit of it, must keep out of: the repository,
         unless ``path`` lies under the repository's ``tmp/``, where vault itself checks out and
