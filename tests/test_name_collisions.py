@@ -165,3 +165,20 @@ def test_the_best_checkpoint_callback_warns_instead_of_stopping_training(
     assert [v.version for v in repo.log(limit=1)] == ["v002"]
     assert repo.pins() == [] and repo.resolve("best") == repo.resolve("v001")
     assert "not pinned" in caplog.text and "best" in caplog.text
+
+
+def test_commit_tag_under_a_pin_name_is_refused(tmp_path: Path) -> None:
+    """``vault commit --tag NAME`` where a pin is named NAME: refused, no version made."""
+    repo = tmp_path / "repo"
+    ok(run_vault(repo, "init"))
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "a.txt").write_text("one")
+    ok(run_vault(repo, "commit", str(model), "-m", "one"))
+    ok(run_vault(repo, "pin", "v001", "--reason", "keep", "--name", "keeper"))
+    (model / "a.txt").write_text("two")
+    before = snapshot(repo)
+    proc = run_vault(repo, "commit", str(model), "-m", "two", "--tag", "keeper")
+    assert_clean_error(proc, "keeper")
+    assert proc.returncode == 4
+    assert snapshot(repo) == before

@@ -49,7 +49,7 @@ from ..objects import (
 )
 from ..progress import NullProgress, Progress
 from ..refs import BASE, LATEST, TAGS, VERSIONS, Transaction, now_iso, version_number
-from ..revisions import RESERVED, check_tag_name
+from ..revisions import RESERVED, check_name_free, check_tag_name, claim_name
 from ..statcache import Stamp, StatCache, stamp_of
 from ..store import ObjectStore
 from .deltas import DeltaBases
@@ -597,6 +597,7 @@ def commit(
         check_tag_name(t)
     existing = parts.refs.read()
     for t in tags:
+        check_name_free(existing, t, "tag")
         if TAGS + t in existing.refs:
             raise TagError(
                 f"tag {t} already exists (move it with 'vault tag --force')", kind="refused"
@@ -662,6 +663,7 @@ def commit(
                     f"commit: {summary}", before_publish=lease.check
                 ) as txn:
                     for t in tags:
+                        claim_name(txn, t, "tag")
                         if txn.get(TAGS + t) is not None:
                             raise TagError(f"tag {t} already exists", kind="refused")
                     parent = txn.get(LATEST)
