@@ -265,6 +265,7 @@ class Repository(RemoteMethods):
         exclude: list[str] | tuple[str, ...] = (),
         include: list[str] | tuple[str, ...] = (),
         allow_empty: bool = False,
+        run: str | None = None,
     ) -> CommitResult:
         """Store the file or directory ``path`` as a new version on top of ``latest``, with
         the training metadata of a Trainer checkpoint; every argument is checked before
@@ -297,6 +298,7 @@ class Repository(RemoteMethods):
             exclude=exclude,
             include=include,
             allow_empty=allow_empty,
+            run=run,
         )
 
     def log(
@@ -305,16 +307,16 @@ class Repository(RemoteMethods):
         *,
         limit: int | None = None,
         all: bool = False,  # noqa: A002
+        run: str | None = None,
+        meta: dict[str, str] | None = None,
     ) -> list[VersionInfo]:
-        """History from ``rev`` (default ``latest``), newest first, following first parents.
-
-        A version without a name (a deleted one) is walked through but not listed, unless it
-        is ``rev`` itself or ``all`` is set. ``all`` without ``rev`` lists every version any
-        ref reaches, backups and pinned deleted versions included, newest first.
+        """Every named version by number, newest first; or from ``rev``, its history following
+        first parents. ``all`` adds backups and deleted versions pins keep; ``run`` and ``meta``
+        filter. See :func:`vault.ops.history.log`.
         """
         from .ops import history
 
-        return history.log(self.parts, rev, limit=limit, all=all)
+        return history.log(self.parts, rev, limit=limit, all=all, run=run, meta=meta)
 
     def show(self, rev: str) -> VersionInfo:
         """A version with its file list and, when it records one, its learning curve."""

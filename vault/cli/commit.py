@@ -65,6 +65,12 @@ def parse_meta(pairs: tuple[str, ...]) -> dict[str, str]:
     " (repeatable).",
 )
 @click.option(
+    "--run",
+    metavar="NAME",
+    help="The training run (default: the name of the folder holding PATH, e.g. the Trainer's"
+    " output_dir); the version's parent is that run's previous version.",
+)
+@click.option(
     "--allow-empty",
     is_flag=True,
     help="Make a version even when the files equal latest's, or when there are none.",
@@ -86,10 +92,16 @@ def commit(
     rehash: bool,
     excludes: tuple[str, ...],
     includes: tuple[str, ...],
+    run: str | None,
     allow_empty: bool,
     as_json: bool,
 ) -> None:
-    """Store PATH (a file or directory) as a new version on top of latest.
+    """Store PATH (a file or directory) as a new version, the next of its run.
+
+    Every version records its run: --run NAME, else the name of the folder holding PATH (the
+    Trainer's output_dir for runs/exp1/checkpoint-300). Its parent is the run's previous
+    version; a new run's first version has none (--base-model links it to what it was
+    trained from).
 
     A Trainer checkpoint directory (with trainer_state.json) records its steps, loss, learning
     curve and base model by itself; --steps, --loss and --base-model override them.
@@ -128,6 +140,7 @@ def commit(
         exclude=list(excludes),
         include=list(includes),
         allow_empty=allow_empty,
+        run=run,
     )
     for warning in result.warnings:
         click.echo(f"vault: warning: {warning}", err=True)

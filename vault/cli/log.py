@@ -49,16 +49,36 @@ def _fit(text: str, room: int) -> str:
 @click.option(
     "--all", "show_all", is_flag=True, help="Also list backups and deleted versions pins keep."
 )
+@click.option("--run", metavar="NAME", help="Only the versions of the training run NAME.")
+@click.option(
+    "--meta",
+    "metas",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only versions whose metadata (or training record) has KEY=VALUE (repeatable).",
+)
 @json_option
 @pass_ctx
-def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_json: bool) -> None:
-    """History from REV (default latest), newest first.
+def log(
+    ctx: Context,
+    rev: str | None,
+    limit: int | None,
+    show_all: bool,
+    run: str | None,
+    metas: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Versions, newest first: every named version of every run, or REV's history (its first
+    parents, within its run). --run and --meta filter.
 
     On a terminal (or with $COLUMNS set) each line fits the width, the description cut with an
     ellipsis (keeping at least 12 characters); piped, lines are whole. --json and 'vault show'
     give the full description.
     """
-    entries = ctx.repo(writes=False).log(rev, limit=limit, all=show_all)
+    from .commit import parse_meta
+
+    meta = parse_meta(metas)
+    entries = ctx.repo(writes=False).log(rev, limit=limit, all=show_all, run=run, meta=meta)
     if as_json:
         emit_json([e.to_json() for e in entries])
         return
@@ -66,11 +86,12 @@ def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_jso
         if limit != 0:  # with -n 0 nothing was asked for, and nothing is printed
             click.echo("no versions yet")
         return
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             e.version or e.id[:12],
             e.id[:12],
             _date(e.created),
+            e.run or "-",
             "-" if e.steps is None else str(e.steps),
             _loss(e.loss),
             e.base_model or "-",
@@ -82,10 +103,13 @@ def log(ctx: Context, rev: str | None, limit: int | None, show_all: bool, as_jso
         for e in entries
     ]
     # The description comes last: it is the one column of free length.
-    header = (
-        "VERSION", "ID", "DATE", "STEPS", "LOSS", "BASE_MODEL", "SIZE", "TAGS", "PINS",
+    header: tuple[str, ...] = (
+        "VERSION", "ID", "DATE", "RUN", "STEPS", "LOSS", "BASE_MODEL", "SIZE", "TAGS", "PINS",
         "DESCRIPTION",
     )  # fmt: skip
+    if not any(e.run for e in entries):  # a repository from before runs: no empty column
+        header = header[:3] + header[4:]
+        rows = [r[:3] + r[4:] for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     width = _width()
     for r in [header, *rows]:

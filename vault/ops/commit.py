@@ -48,7 +48,7 @@ from ..objects import (
     canonical_json,
 )
 from ..progress import NullProgress, Progress
-from ..refs import BASE, LATEST, TAGS, VERSIONS, Transaction, now_iso, version_number
+from ..refs import BASE, LATEST, TAGS, VERSIONS, RefsDoc, Transaction, now_iso, version_number
 from ..revisions import RESERVED, check_name_free, check_tag_name, claim_name
 from ..statcache import Stamp, StatCache, stamp_of
 from ..store import ObjectStore
@@ -535,8 +535,9 @@ def commit(
     include: list[str] | tuple[str, ...] = (),
     ignore_files: bool = True,
     allow_empty: bool = False,
+    run: str | None = None,
 ) -> CommitResult:
-    """Store the file or directory ``path`` as a new version on top of ``latest``.
+    """Store the file or directory ``path`` as a new version on top of its run's previous one.
 
     When ``path`` is a Hugging Face Trainer checkpoint directory (it holds
     ``trainer_state.json``), its step, last training and evaluation loss, learning curve and
@@ -553,7 +554,7 @@ def commit(
         rehash: read every file even when the stat cache says it is unchanged.
         name_version: give the version the next ``vNNN`` name (a backup has none).
         move_latest: point ``latest`` at the new version.
-        parents: the parent versions; default ``[latest]`` when ``move_latest``, else none.
+        parents: the parent versions; default: the run's previous version (see ``run``).
         on_publish: called inside the refs transaction that publishes the version, with the
             transaction, the version id and the version, so callers can set more refs (a
             pin, ``base``) atomically with it.
@@ -570,6 +571,11 @@ def commit(
         ignore_files: read ``.vaultignore`` in the project folder (the folder holding the
             repository) and in the committed directory; internal commits (backups,
             consolidation) store a directory whole.
+        run: the training run the version belongs to (recorded as ``training.run``); default:
+            the name of the folder that holds ``path`` (a Trainer's ``output_dir``). A normal
+            commit (named, moving ``latest``, no ``parents`` given) takes the run's previous
+            version as its parent; a new run's first version has none. Backups and given
+            ``parents`` record no run.
         allow_empty: make a version even when nothing is left to commit, or when the files
             equal ``latest``'s. Without it, a normal commit (named, moving ``latest``, on
             top of it) whose tree equals ``latest``'s makes no version: the result says
@@ -609,6 +615,8 @@ def commit(
     )
 
     warnings: list[str] = []
+    in_run = name_version and move_latest and parents is None
+    run_name = check_run_name(run if run is not None else default_run(path)) if in_run else None
     training = _training(
         parts,
         path,
@@ -619,6 +627,9 @@ def commit(
         base_model=base_model,
         warnings=warnings,
     )
+    if run_name is not None:
+        training["run"] = run_name
+        training["checkpoint"] = Path(os.path.abspath(path)).name
     rules = Rules(
         Path(path),
         parts.project,
@@ -676,6 +687,9 @@ def commit(
                         break
                     if parents is not None:
                         version_parents = tuple(parents)
+                    elif run_name is not None:
+                        head = run_head(store, txn.doc, run_name)
+                        version_parents = (head,) if head is not None else ()
                     elif move_latest and parent:
                         version_parents = (parent,)
                     else:
@@ -750,6 +764,42 @@ def commit(
         excluded=excluded,
         warnings=warnings,
     )
+
+
+def default_run(path: str | os.PathLike[str]) -> str:
+    """The run a commit of ``path`` belongs to when none is named: the name of the folder that
+    holds it (``runs/exp1/checkpoint-300`` is in run ``exp1``)."""
+    return Path(os.path.abspath(path)).parent.name or "/"
+
+
+def check_run_name(name: str) -> str:
+    """Return ``name`` if it can name a run: one line of printable text, 1 to 200 characters.
+
+    Raises:
+        BadValue: an empty name, a control character, or a name too long.
+    """
+    if not name or len(name) > 200 or not name.isprintable() or name != name.strip():
+        raise BadValue(
+            "run name", name, "use 1 to 200 printable characters, no leading or trailing space"
+        )
+    return name
+
+
+def run_head(store: ObjectStore, refs: RefsDoc, run: str) -> Oid | None:
+    """The newest named version of ``run`` (the highest version number whose
+    ``training.run`` is ``run``), or ``None`` for a run with none yet.
+
+    Versions are read newest first, so an active run's head is found in a read or two.
+    """
+    names = refs.names_for(VERSIONS)
+    for name in sorted(names, key=lambda n: version_number(n) or 0, reverse=True):
+        try:
+            version = store.get_version(names[name])
+        except VaultError:
+            continue  # a damaged version is no run's head; verify reports it
+        if version.training.get("run") == run:
+            return names[name]
+    return None
 
 
 def _name_of(names: dict[str, Oid], oid: Oid) -> str | None:

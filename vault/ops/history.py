@@ -1,18 +1,21 @@
 """``log`` and ``show``: versions as the user reads them, with names, tags, pins and training.
 
-``log`` follows first parents from a revision; ``log --all`` lists every version any ref
-reaches, newest first, children before parents when their times are equal.
+``log`` lists every named version by number, newest first, or follows first parents from a
+revision; ``log --all`` lists every version any ref reaches, newest first, children before
+parents when their times are equal. ``--run`` and ``--meta`` filter either listing.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..ids import Oid
 from ..meta import curve_from_state
 from ..objects import KIND_FILE, Tree, Version
-from ..refs import LATEST
+from ..refs import LATEST, VERSIONS, version_number
 from ..revisions import resolve
 from .parts import Parts
 from .versions import file_chunks, pin_names, version_names, version_tree
@@ -58,6 +61,7 @@ class VersionInfo:
     base_model_id: str | None = None
     data: list[dict[str, Any]] = field(default_factory=list)
     snapshots: int | None = None
+    run: str | None = None
     pins: list[str] = field(default_factory=list)
     curve: list[dict[str, Any]] | None = None
     excluded: list[dict[str, Any]] = field(default_factory=list)
@@ -101,6 +105,7 @@ def _info(
         base_model_id=training.get("base_model_id"),
         data=[dict(d) for d in training.get("data", [])],
         snapshots=training.get("snapshots"),
+        run=training.get("run"),
         pins=sorted((pins or {}).get(oid, [])),
         excluded=[dict(e) for e in version.excluded],
     )
@@ -112,18 +117,39 @@ def log(
     *,
     limit: int | None = None,
     all: bool = False,  # noqa: A002
+    run: str | None = None,
+    meta: dict[str, str] | None = None,
 ) -> list[VersionInfo]:
-    """History from ``rev`` (default ``latest``), newest first, following first parents.
+    """Versions, newest first: without ``rev``, every named version (of every run), by
+    number; from ``rev``, its history following first parents (within its run).
 
     A version without a name (a deleted one) is walked through but not listed, unless it
     is ``rev`` itself or ``all`` is set. ``all`` without ``rev`` lists every version any
     ref reaches, backups and pinned deleted versions included, newest first.
+
+    Args:
+        run: list only the versions of this run (``training.run``).
+        meta: list only the versions whose metadata has each ``KEY=VALUE`` (user metadata
+            first, then the training record: ``base_model=v003``), compared as text.
     """
+    if run is not None or meta:
+        wanted = _matcher(run, meta or {})
+        listed = log(parts, rev, all=all)
+        return [e for e in listed if wanted(e)][:limit]
     store = parts.store
     refs = parts.refs.read()
     names, tags = version_names(refs)
     pins = pin_names(refs)
     out: list[VersionInfo] = []
+    if rev is None and not all:
+        numbered = sorted(
+            refs.names_for(VERSIONS).items(),
+            key=lambda kv: (version_number(kv[0]) or 0, kv[0]),
+            reverse=True,
+        )
+        for _name, vid in numbered[:limit]:
+            out.append(_info(vid, store.get_version(vid), tags, names, pins))
+        return out
     if all and rev is None:
         found: dict[Oid, Version] = {}
         stack = list(set(refs.refs.values()))
@@ -161,6 +187,32 @@ def log(
             out.append(_info(oid, version, tags, names, pins))
         oid = version.parents[0] if version.parents else None
     return out
+
+
+def _matcher(run: str | None, meta: dict[str, str]) -> Callable[[VersionInfo], bool]:
+    def wanted(entry: VersionInfo) -> bool:
+        if run is not None and entry.run != run:
+            return False
+        for key, value in meta.items():
+            found = entry.meta.get(key, _MISSING)
+            if found is _MISSING:
+                found = entry.to_json().get(key, _MISSING)
+            if found is _MISSING or _text(found) != value:
+                return False
+        return True
+
+    return wanted
+
+
+_MISSING = object()
+
+
+def _text(value: Any) -> str:
+    """A metadata value as ``--meta KEY=VALUE`` compares it: strings as they are, other values
+    as JSON (``true``, ``3``, ``0.5``)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def show(parts: Parts, rev: str) -> VersionInfo:
