@@ -69,5 +69,5 @@ def test_a_checkpoint_saved_twice_makes_one_version(
     assert callback.versions[4].unchanged and callback.versions[4].version == "v002"
     out = capsys.readouterr().out
     assert re.fullmatch(r"vault: v002 step 4 loss \S+ \(unchanged\)\n", out), out
-    best = next(p for p in repo.pins() if p.name == "best")
+    best = next(p for p in repo.pins() if p.name == "best-run")
     assert best.version in {"v001", "v002"}

@@ -46,7 +46,7 @@ def test_trainer_run_is_versioned(repo: Repository, tmp_path: Path) -> None:
 
     evals = {e["step"]: e["eval_loss"] for e in history if "eval_loss" in e}
     best_step = min(evals, key=evals.__getitem__)
-    (best,) = [p for p in repo.pins() if p.name == "best"]
+    (best,) = [p for p in repo.pins() if p.name == "best-run"]
     assert best.type == "best"
     assert best.version == callback.versions[best_step].version
     assert f"step {best_step}" in best.reason
@@ -78,7 +78,7 @@ def test_best_pin_moves_only_on_improvement(repo: Repository, tmp_path: Path) ->
         _checkpoint(Path(args.output_dir), step, value, history)
         state.global_step, state.log_history = step, history
         callback.on_save(args, state, control)
-        best_versions.append(next(p.version for p in repo.pins() if p.name == "best"))
+        best_versions.append(next(p.version for p in repo.pins() if p.name == "best-run"))
     assert best_versions == ["v001", "v002", "v002", "v004", "v004"]
 
     # A new run's callback starts from the pinned value: a worse first checkpoint is not best.
@@ -86,7 +86,7 @@ def test_best_pin_moves_only_on_improvement(repo: Repository, tmp_path: Path) ->
     _checkpoint(Path(args.output_dir), 6, 0.25, history)
     state.global_step, state.log_history = 6, history
     again.on_save(args, state, control)
-    assert next(p.version for p in repo.pins() if p.name == "best") == "v004"
+    assert next(p.version for p in repo.pins() if p.name == "best-run") == "v004"
     assert [v.version for v in repo.log(limit=1)] == ["v006"]
 
 
@@ -104,4 +104,29 @@ def test_evaluation_after_save_still_pins(repo: Repository, tmp_path: Path) -> N
     assert repo.pins() == []
     callback.on_evaluate(args, state, control, metrics={"eval_accuracy": 0.7})
     (best,) = repo.pins()
-    assert (best.name, best.version) == ("best", "v001")
+    assert (best.name, best.version) == ("best-run", "v001")
+
+
+def test_each_run_keeps_its_own_best_and_a_global_best_only_when_asked(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """Two runs: each run's best is pinned as best-<run>, chains stay within their run, and
+    the repository-wide ``best`` exists only with ``global_best``."""
+    from vault.integrations import VaultCallback
+
+    state, control = TrainerState(), TrainerControl()
+    for run, losses in (("exp1", [0.5, 0.3]), ("exp2", [0.4, 0.2])):
+        args = TrainingArguments(output_dir=str(tmp_path / run), report_to=[], use_cpu=True)
+        callback = VaultCallback(repo, pin_best_metric="eval_loss", global_best=run == "exp2")
+        history: list[dict] = []
+        for i, loss in enumerate(losses, start=1):
+            _checkpoint(Path(args.output_dir), 2 * i, loss, history)
+            state.global_step, state.log_history = 2 * i, history
+            callback.on_save(args, state, control)
+    pins = {p.name: p.version for p in repo.pins()}
+    assert pins == {"best-exp1": "v002", "best-exp2": "v004", "best": "v004"}
+    by_name = {v.version: v for v in repo.log()}
+    assert [by_name[n].run for n in ("v001", "v002", "v003", "v004")] == ["exp1"] * 2 + ["exp2"] * 2
+    assert by_name["v003"].parents == []  # a new run's first version has no run-parent
+    assert by_name["v004"].parents == [by_name["v003"].id]
+    assert by_name["v002"].parents == [by_name["v001"].id]

@@ -8,7 +8,7 @@ access (a module ``__getattr__``), as a subclass of ``transformers.TrainerCallba
 
     repo = Repository.open(".vault")
     trainer = Trainer(..., callbacks=[VaultCallback(repo, pin_best_metric="eval_loss")])
-    trainer.train()   # every checkpoint is a version; the best one is pinned as "best"
+    trainer.train()   # every checkpoint is a version; the run's best is pinned as "best-<run>"
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
 __all__ = ["VaultCallback"]  # noqa: F822 - built on first access, by __getattr__
 
+from .ops.runs import best_pin_name
+
 log = logging.getLogger("vault")
 
 BEST = "best"
-"""The name and type of the pin that keeps the best checkpoint."""
+"""The type of the pins that keep best checkpoints, and the name of the repository-wide one."""
 
 
 class _VaultCallbackMixin:
@@ -36,8 +38,12 @@ class _VaultCallbackMixin:
     Args:
         repo: the repository (or its directory) to commit checkpoints into.
         pin_best_metric: a metric the Trainer evaluates (``eval_loss``, or ``loss``, meaning the
-            same, as transformers' ``metric_for_best_model`` does); the checkpoint with its best
-            value is kept pinned as ``best``. ``None``: no pin.
+            same, as transformers' ``metric_for_best_model`` does); the run's checkpoint with
+            its best value is kept pinned as ``best-<run>`` (type ``best``). ``None``: no pin.
+        run: the training run the versions belong to; default: the name of the Trainer's
+            ``output_dir``. Each checkpoint's version chains onto the run's previous one.
+        global_best: also keep the best checkpoint of every run so far pinned as ``best``
+            (a repository-wide best, compared across runs on the same metric).
         greater_is_better: default: false for metrics whose name ends in ``loss``, else true.
         message: the version description; ``{step}`` and ``{checkpoint}`` are filled in.
         exclude: gitignore patterns of checkpoint files to leave out, e.g. ``["optimizer.pt",
@@ -49,9 +55,10 @@ class _VaultCallbackMixin:
     version on the main process; its step, losses and learning curve come from the checkpoint's
     ``trainer_state.json`` (see :meth:`vault.Repository.commit`). A checkpoint is compared on
     the metric of the evaluation at its own step (whether that evaluation runs before or after
-    the save). A ``best`` pin left by an earlier run counts as the value to beat when its reason
-    records the same metric. A checkpoint whose files equal the latest version's (saved twice
-    at one step) makes no new version: that version stands for it, and is pinned if best.
+    the save). A ``best-<run>`` pin left by an earlier process of the same run (``best`` for
+    ``global_best``) counts as the value to beat when its reason records the same metric. A
+    checkpoint whose files equal the latest version's (saved twice at one step) makes no new
+    version: that version stands for it, and is pinned if best.
     """
 
     def __init__(
@@ -63,6 +70,8 @@ class _VaultCallbackMixin:
         message: str = "Trainer {checkpoint}",
         exclude: list[str] | tuple[str, ...] = (),
         verbose: bool = True,
+        run: str | None = None,
+        global_best: bool = False,
     ) -> None:
         from .repo import Repository
 
@@ -77,12 +86,17 @@ class _VaultCallbackMixin:
         self.message = message
         self.exclude = list(exclude)
         self.verbose = verbose
+        self.run = run
+        self.global_best = global_best
         self.versions: dict[int, CommitResult] = {}
         """The versions committed by this callback, by training step."""
         self.metrics: dict[int, float] = {}
         """The metric's value at each evaluated step."""
-        self.best: tuple[float, int] | None = self._previous_best()
-        """The best value so far and its step (``-1``: a previous run's)."""
+        self.best: tuple[float, int] | None = None
+        """The run's best value so far and its step (``-1``: an earlier process's)."""
+        self.overall: tuple[float, int] | None = None
+        """With ``global_best``: the best value of every run so far, and its step."""
+        self._started = False
 
     # -- the Trainer's events ----------------------------------------------------------------
 
@@ -95,8 +109,15 @@ class _VaultCallbackMixin:
         if not checkpoint.is_dir():
             log.warning("no checkpoint directory %s to commit", checkpoint)
             return
+        if self.run is None:
+            self.run = Path(args.output_dir).name
+        if not self._started:
+            self._started = True
+            self.best = self._previous_best(best_pin_name(self.run))
+            if self.global_best:
+                self.overall = self._previous_best(BEST)
         text = self.message.format(step=step, checkpoint=checkpoint.name)
-        result = self.repo.commit(checkpoint, text, exclude=self.exclude)
+        result = self.repo.commit(checkpoint, text, exclude=self.exclude, run=self.run)
         self.versions[step] = result
         if self.verbose:
             print(_commit_line(result, step, checkpoint), flush=True)
@@ -128,33 +149,45 @@ class _VaultCallbackMixin:
         value = self.metrics[step]
         if value != value:  # NaN is never best
             return
-        if self.best is not None and self.best[1] == step:
-            return
-        if self.best is not None:
-            better = value > self.best[0] if self.greater_is_better else value < self.best[0]
-            if not better:
-                return
-        result = self.versions[step]
+        mine = best_pin_name(self.run or "run")
+        if self._better(value, step, self.best) and self._pin(step, value, mine):
+            self.best = (value, step)
+        if (
+            self.global_best
+            and self._better(value, step, self.overall)
+            and self._pin(step, value, BEST)
+        ):
+            self.overall = (value, step)
+
+    def _better(self, value: float, step: int, best: tuple[float, int] | None) -> bool:
+        if best is None:
+            return True
+        if best[1] == step:
+            return False
+        return value > best[0] if self.greater_is_better else value < best[0]
+
+    def _pin(self, step: int, value: float, name: str) -> bool:
         from .errors import NameTaken
 
         try:
             self.repo.pin(
-                result.id,
+                self.versions[step].id,
                 type=BEST,
                 reason=f"{self.metric}={value!r} at step {step}",
-                name=BEST,
+                name=name,
                 replace=True,
             )
-        except NameTaken as exc:  # a tag called best: training goes on, the pin does not
+        except NameTaken as exc:  # a tag of that name: training goes on, the pin does not
             log.warning("the best checkpoint is not pinned: %s", exc.message)
-            return
-        self.best = (value, step)
+            return False
+        return True
 
-    def _previous_best(self) -> tuple[float, int] | None:
+    def _previous_best(self, name: str) -> tuple[float, int] | None:
+        """The value the pin ``name`` records for this metric, left by an earlier process."""
         if not self.metric:
             return None
         for pin in self.repo.pins(type=BEST):
-            if pin.name == BEST:
+            if pin.name == name:
                 m = re.match(rf"{re.escape(self.metric)}=(\S+) at step", pin.reason)
                 if m:
                     try:
