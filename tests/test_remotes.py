@@ -506,3 +506,27 @@ def test_a_pushed_version_of_3000_small_files_leaves_few_keys(
     ok(vault(b / ".vault", "checkout", "v001", str(tmp_path / "co")))
     assert snapshot(tmp_path / "co") == snapshot(src)
     assert as_json(vault(a, "push", "--json"))["objects"] == 0
+
+
+def test_a_pulled_rebase_keeps_each_version_in_its_run(tmp_path: Path) -> None:
+    """b's never-pushed versions follow their own run's newest version after a pull: the
+    remote's version of the same run, or b's earlier one of another run."""
+    url = str(tmp_path / "remote")
+    a, b = tmp_path / "a" / ".vault", tmp_path / "b"
+    ok(vault(a, "init"))
+    ok(vault(a, "remote", "add", "origin", url))
+    commit(a, write_checkpoint(tmp_path / "exp" / "c1", 1), "exp start")
+    ok(vault(a, "push"))
+    ok(clone(url, str(b)))
+    b = b / ".vault"
+    commit(a, write_checkpoint(tmp_path / "exp" / "c2", 2), "exp from a")
+    ok(vault(a, "push"))
+    commit(b, write_checkpoint(tmp_path / "exp" / "c3", 3), "exp from b")
+    commit(b, write_checkpoint(tmp_path / "other" / "c1", 4), "other from b")
+    ok(vault(b, "pull"))
+    log = {e["message"]: e for e in as_json(vault(b, "log", "--json"))}
+    assert log["exp from b"]["run"] == "exp" and log["other from b"]["run"] == "other"
+    assert log["exp from b"]["parents"] == [log["exp from a"]["id"]]
+    assert log["other from b"]["parents"] == []
+    runs = as_json(vault(b, "log", "--run", "exp", "--json"))
+    assert [e["message"] for e in runs] == ["exp from b", "exp from a", "exp start"]

@@ -50,6 +50,7 @@ from ..refs import (
 )
 from ..revisions import name_clashes
 from ..store import ObjectStore, object_key
+from .commit import run_head
 from .parts import Parts
 from .walk import reach
 
@@ -569,7 +570,11 @@ def _integrate(
             old_oid = my_v[old_name]
             version = local.store.get_version(old_oid)
             rest = tuple(moved.get(p, p) for p in version.parents[1:])
-            parents = (tip, *rest) if tip is not None else rest
+            run = version.training.get("run")
+            # A run's version follows its run's newest version, the remote's included; one
+            # from before runs follows the remote's latest.
+            first = run_head(local.store, txn.doc, run) if run is not None else tip
+            parents = (first, *rest) if first is not None else rest
             new_name = txn.allocate_version_name()
             oid = local.store.put(replace(version, parents=parents, name=new_name).to_bytes()).oid
             txn.set(VERSIONS + new_name, oid)
