@@ -41,12 +41,18 @@ def build_checkpoint(path: Path, step: int, state: dict[str, np.ndarray]) -> Non
     """A peft-style LoRA checkpoint directory for training step ``step``."""
     path.mkdir(parents=True)
     save_file(state, str(path / "adapter_model.safetensors"))
-    adapter_config = {"base_model_name_or_path": "demo/base", "peft_type": "LORA", "r": 8,
-                      "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]}
+    adapter_config = {
+        "base_model_name_or_path": "demo/base",
+        "peft_type": "LORA",
+        "r": 8,
+        "lora_alpha": 16,
+        "target_modules": ["q_proj", "v_proj"],
+    }
     (path / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
-    trainer_state = {"global_step": step,
-                     "log_history": [{"step": s, "loss": 2.0 / (1 + s / 100)}
-                                     for s in range(10, step + 1, 10)]}
+    trainer_state = {
+        "global_step": step,
+        "log_history": [{"step": s, "loss": 2.0 / (1 + s / 100)} for s in range(10, step + 1, 10)],
+    }
     (path / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2))
 
 
@@ -88,12 +94,14 @@ def main(argv: list[str] | None = None) -> None:
         checkpoints.append(ckpt)
 
     vault(repo, "init")
-    vault(repo, "commit", str(base), "-m", "base model", "--tag", "base-model",
-          "--meta", "kind=base")
+    vault(
+        repo, "commit", str(base), "-m", "base model", "--tag", "base-model", "--meta", "kind=base"
+    )
     for ckpt in checkpoints:
         vault(repo, "commit", str(ckpt), "-m", f"LoRA {ckpt.name}", "--meta", "kind=adapter")
-    again = json.loads(vault(repo, "commit", str(checkpoints[-1]), "-m", "same bytes again",
-                             "--json"))
+    again = json.loads(
+        vault(repo, "commit", str(checkpoints[-1]), "-m", "same bytes again", "--json")
+    )
     assert again["unchanged"] and again["new_bytes"] == 0, "the same files make no new version"
     vault(repo, "log")
     vault(repo, "show", "v003")

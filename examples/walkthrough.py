@@ -82,6 +82,7 @@ def train(base: Path, output_dir: Path) -> None:
 
     from vault import Repository
     from vault.integrations import VaultCallback
+    from vault.ops.runs import best_pin_name
 
     torch.manual_seed(0)
     model = get_peft_model(
@@ -121,9 +122,9 @@ def train(base: Path, output_dir: Path) -> None:
     trainer.train()
     for step, result in sorted(callback.versions.items()):
         print(f"step {step}: committed {result.version} ({result.id[:12]})")
-    best = [p for p in repo.pins() if p.name == "best"]
+    best = [p for p in repo.pins() if p.name == best_pin_name(output_dir.name)]
     if best:
-        print(f"pinned as best: {best[0].version} ({best[0].reason})")
+        print(f"pinned as {best[0].name}: {best[0].version} ({best[0].reason})")
 
 
 def load(rev: str) -> None:

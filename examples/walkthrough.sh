@@ -20,7 +20,7 @@ vault diff v002 v003                                  # LoRA tensors changed, wi
 
 vault pin v002 --type milestone --reason "first adapter" --name first-adapter
 vault backup runs/checkpoint-6 --type emergency --reason "before consolidating"
-vault consolidate --base llama-base --adapter best -m "tiny Llama + best adapter" \
+vault consolidate --base llama-base --adapter best-runs -m "tiny Llama + best adapter" \
     --training-data data/train.jsonl --json           # merged: v004, now latest and base
 vault show base                                       # lineage: the base's and the adapter's ids
 python "$EXAMPLES/walkthrough.py" load base           # load_state_dict: tensors from the store

@@ -156,3 +156,18 @@ def test_help_documents_the_flags(tmp_path: Path) -> None:
     out = " ".join(ok(run_vault(tmp_path, "diff", "--help")).stdout.split())
     assert "--exit-code" in out and "folder" in out
     assert "COLUMNS" in ok(run_vault(tmp_path, "log", "--help")).stdout
+
+
+def test_log_shows_a_run_column_when_versions_of_several_runs_are_listed(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    ok(run_vault(repo, "init"))
+    for run in ("exp1", "exp2"):
+        folder = tmp_path / run / "checkpoint-2"
+        folder.mkdir(parents=True)
+        (folder / "w.bin").write_text(run)
+        ok(run_vault(repo, "commit", str(folder), "-m", run))
+    lines = ok(run_vault(repo, "log")).stdout.splitlines()
+    assert lines[0].split()[3] == "RUN"
+    assert [line.split()[4] for line in lines[1:]] == ["exp2", "exp1"]
+    one = ok(run_vault(repo, "log", "--run", "exp1")).stdout.splitlines()
+    assert "RUN" not in one[0].split() and len(one) == 2

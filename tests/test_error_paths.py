@@ -266,7 +266,7 @@ def test_a_version_nested_too_deeply_is_corrupt(repo: Path) -> None:
     doc = _refs(repo)
     doc["refs"][LATEST] = oid
     _set_refs(repo, doc)
-    assert_clean_error(run_vault(repo, "log"), "corrupt object", oid[:12], "not JSON")
+    assert_clean_error(run_vault(repo, "log", "latest"), "corrupt object", oid[:12], "not JSON")
 
 
 # -- a user's files whose JSON is nested too deeply ------------------------------------------

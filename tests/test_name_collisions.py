@@ -143,14 +143,14 @@ def test_pull_refuses_to_make_a_name_both_a_tag_and_a_pin(tmp_path: Path) -> Non
 def test_the_best_checkpoint_callback_warns_instead_of_stopping_training(
     repo: Repository, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """pin_best_metric pins 'best' itself: with a tag called best, the pin is refused, and the
-    callback says so and lets training go on (the checkpoint is still committed)."""
+    """pin_best_metric pins 'best-<run>' itself: with a tag of that name, the pin is refused,
+    and the callback says so and lets training go on (the checkpoint is still committed)."""
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
     from vault.integrations import VaultCallback
 
     repo.commit(write_checkpoint(tmp_path / "c0", 1), "before training")
-    repo.tag("best", "v001")
+    repo.tag("best-run", "v001")
     out = tmp_path / "run"
     ckpt = out / "checkpoint-1"
     write_checkpoint(ckpt, 2)
@@ -163,8 +163,8 @@ def test_the_best_checkpoint_callback_warns_instead_of_stopping_training(
     with caplog.at_level("WARNING", logger="vault"):
         callback.on_save(args, state, TrainerControl())
     assert [v.version for v in repo.log(limit=1)] == ["v002"]
-    assert repo.pins() == [] and repo.resolve("best") == repo.resolve("v001")
-    assert "not pinned" in caplog.text and "best" in caplog.text
+    assert repo.pins() == [] and repo.resolve("best-run") == repo.resolve("v001")
+    assert "not pinned" in caplog.text and "best-run" in caplog.text
 
 
 def test_commit_tag_under_a_pin_name_is_refused(tmp_path: Path) -> None:

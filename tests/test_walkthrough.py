@@ -69,7 +69,7 @@ def test_walkthrough_leaves_the_repository_as_described(walked: tuple[Path, str]
     assert merged.version == "v004" and repo.resolve("latest") == merged.id
     lineage = merged.meta["lineage"]
     assert lineage["base"] == repo.resolve("llama-base")
-    assert lineage["adapter"] == repo.resolve("best")
+    assert lineage["adapter"] == repo.resolve("best-runs")
     assert {"peft", "transformers", "dtype"} <= set(lineage)
     assert repo.show("v002").steps == 3 and repo.show("v001").tags == ["llama-base"]
 

@@ -166,4 +166,4 @@ def test_non_loopback_bind_without_a_token_gets_401(page: Page, example: Path) -
             base + "/api/pins", headers={"Authorization": f"Bearer {token}"}
         )
         with urllib.request.urlopen(bearer) as r:
-            assert [p["name"] for p in json.load(r)] == ["best"]
+            assert [p["name"] for p in json.load(r)] == ["best-run"]

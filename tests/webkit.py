@@ -22,7 +22,7 @@ def trainer_repo(root: Path) -> Path:
     """A repository at ``root/.vault`` made from a real tiny Trainer run, and returned.
 
     VaultCallback commits the checkpoints at steps 2, 4 and 6 (``v001``-``v003``, the loss
-    logged at every step, evaluation every 2) and pins the best one (``best``). Then ``v004``:
+    logged at every step, evaluation every 2) and pins the best one (``best-run``). Then ``v004``:
     the last checkpoint again, tagged ``release``, with :data:`HOSTILE` in its description.
     """
     from tinytrain import tiny_trainer
@@ -34,7 +34,7 @@ def trainer_repo(root: Path) -> Path:
     tiny_trainer(root / "run", callback).train()
     last = root / "last"
     repo.checkout("v003", last)
-    repo.commit(last, f"release candidate {HOSTILE}", tags=["release"])
+    repo.commit(last, f"release candidate {HOSTILE}", tags=["release"], allow_empty=True)
     return root / ".vault"
 
 

@@ -36,6 +36,16 @@ MIN_DESCRIPTION = 12
 long is better than a description reduced to an ellipsis."""
 
 
+RUN_WIDTH = 16
+"""Characters of a run's name ``log`` shows when it fits a width (the whole name when piped)."""
+
+
+def _fit_run(run: str, width: int | None) -> str:
+    if width is None or len(run) <= RUN_WIDTH:
+        return run
+    return run[: RUN_WIDTH - 1] + "\u2026"
+
+
 def _fit(text: str, room: int) -> str:
     """``text`` cut to ``room`` characters (at least :data:`MIN_DESCRIPTION`), ending in an
     ellipsis when cut."""
@@ -69,7 +79,8 @@ def log(
     as_json: bool,
 ) -> None:
     """Versions, newest first: every named version of every run, or REV's history (its first
-    parents, within its run). --run and --meta filter.
+    parents, within its run). --run and --meta filter. A RUN column appears when the versions
+    listed belong to more than one run.
 
     On a terminal (or with $COLUMNS set) each line fits the width, the description cut with an
     ellipsis (keeping at least 12 characters); piped, lines are whole. --json and 'vault show'
@@ -86,12 +97,13 @@ def log(
         if limit != 0:  # with -n 0 nothing was asked for, and nothing is printed
             click.echo("no versions yet")
         return
+    width = _width()
     rows: list[tuple[str, ...]] = [
         (
             e.version or e.id[:12],
             e.id[:12],
             _date(e.created),
-            e.run or "-",
+            _fit_run(e.run or "-", width),
             "-" if e.steps is None else str(e.steps),
             _loss(e.loss),
             e.base_model or "-",
@@ -107,11 +119,10 @@ def log(
         "VERSION", "ID", "DATE", "RUN", "STEPS", "LOSS", "BASE_MODEL", "SIZE", "TAGS", "PINS",
         "DESCRIPTION",
     )  # fmt: skip
-    if not any(e.run for e in entries):  # a repository from before runs: no empty column
+    if len({e.run for e in entries}) < 2:  # one run (or none): nothing for a column to tell
         header = header[:3] + header[4:]
         rows = [r[:3] + r[4:] for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    width = _width()
     for r in [header, *rows]:
         cells = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True))
         text = r[-1] if width is None else _fit(r[-1], width - len(cells) - 2)

@@ -685,6 +685,11 @@ def commit(
                         for t in tags:
                             txn.set(TAGS + t, parent, expected=None)
                         break
+                    if move_latest and parent is not None and parent not in (parents or ()):
+                        try:  # latest moves off it: a damaged latest must not be hidden
+                            store.get_version(parent)
+                        except VaultError as exc:
+                            raise BrokenParent(LATEST, parent, exc.message) from None
                     if parents is not None:
                         version_parents = tuple(parents)
                     elif run_name is not None:
@@ -790,13 +795,17 @@ def run_head(store: ObjectStore, refs: RefsDoc, run: str) -> Oid | None:
     ``training.run`` is ``run``), or ``None`` for a run with none yet.
 
     Versions are read newest first, so an active run's head is found in a read or two.
+
+    Raises:
+        BrokenParent: a version read on the way is not readable (it may be the run's head).
     """
     names = refs.names_for(VERSIONS)
     for name in sorted(names, key=lambda n: version_number(n) or 0, reverse=True):
         try:
             version = store.get_version(names[name])
-        except VaultError:
-            continue  # a damaged version is no run's head; verify reports it
+        except VaultError as exc:
+            # It may be the run's head: chaining past it would hide the damage.
+            raise BrokenParent(name, names[name], exc.message) from None
         if version.training.get("run") == run:
             return names[name]
     return None
