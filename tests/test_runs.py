@@ -4,10 +4,14 @@ with the run's best pin; versions recording no run left out and counted; best_pi
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from faultkit import ok, run_vault
+from faultkit import ok, run_vault, vault_env
 from runkit import trainer_checkpoint, two_runs
 
 from vault import Repository
@@ -34,6 +38,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def runs_json(repo: Path) -> list[dict]:
     return json.loads(ok(run_vault(repo, "runs", "--json")).stdout)
+
+
+def log_by_name(repo: Path) -> dict[str, dict]:
+    return {e["version"]: e for e in json.loads(ok(run_vault(repo, "log", "--json")).stdout)}
 
 
 def test_runs_json_sums_up_each_run(project: Path) -> None:
@@ -130,3 +138,37 @@ def test_best_pin_names_are_pin_names(tmp_path: Path) -> None:
     assert {p["name"] for p in pins} == {
         "best-exp-1", "best-a-b-c", "best-run", "best-" + "y" * 123,
     }  # fmt: skip
+
+
+def readme_runs_block() -> str:
+    """The shell block of the README's "Runs" subsection."""
+    root = Path(__file__).resolve().parent.parent
+    section = (root / "README.md").read_text().split("\n### Runs\n", 1)[1]
+    m = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert m, "the Runs subsection has no sh block"
+    return m.group(1)
+
+
+def test_readme_runs_section_runs_as_written(tmp_path: Path) -> None:
+    """The README's commands, run by bash in a project folder holding what it describes, with
+    vault on the PATH: each succeeds, and they do what their comments say."""
+    for run, step, start in [("exp1", 2, 2.0), ("exp1", 4, 2.0), ("exp2", 2, 3.0)]:
+        trainer_checkpoint(tmp_path / "runs" / run / f"checkpoint-{step}", step, start)
+    (tmp_path / "export" / "final").mkdir(parents=True)
+    (tmp_path / "export" / "final" / "weights.bin").write_bytes(b"weights")
+    ok(run_vault(tmp_path / ".vault", "init"))
+    env = vault_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    script = "set -e\n" + readme_runs_block()
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    found = runs_json(tmp_path / ".vault")
+    assert [(r["run"], r["versions"], r["best"]) for r in found] == [
+        ("exp1", ["v001", "v003"], "v003"),
+        ("exp2", ["v002", "v004"], None),
+    ]
+    log = log_by_name(tmp_path / ".vault")
+    assert log["v003"]["parents"] == [log["v001"]["id"]] and log["v002"]["parents"] == []
+    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "eval.png").exists()
+    assert "exp1 v001..v003" in proc.stdout and "curve loss" in proc.stdout
