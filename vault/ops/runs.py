@@ -206,9 +206,15 @@ def run_points(
 ) -> list[tuple[float, float]]:
     """``(step, value)`` of ``metric`` over the union of ``versions``' curves (oldest first):
     where two logged the same step, the newer value wins."""
+    return union_points([read_curve(info) for info in versions], metric)
+
+
+def union_points(curves: Sequence[list[dict[str, Any]]], metric: str) -> list[tuple[float, float]]:
+    """``(step, value)`` of ``metric`` over the union of ``curves`` (oldest first), by step;
+    where two logged the same step, the later curve's value wins."""
     by_step: dict[float, float] = {}
-    for info in versions:
-        by_step.update(series(read_curve(info), metric))
+    for curve in curves:
+        by_step.update(series(curve, metric))
     return sorted(by_step.items())
 
 
@@ -247,9 +253,9 @@ def curves(
     for name, versions in whole:
         first, last = versions[0].version or "", versions[-1].version or ""
         label = f"{name} {first}..{last}" if first != last else f"{name} {last}"
-        points = run_points(versions, metric, read)
-        logged.update(k for info in versions for entry in read(info) for k in entry)
-        out.append(CurveSeries(label, name, last, metric, points))
+        run_curves = [read(info) for info in versions]
+        logged.update(k for curve in run_curves for entry in curve for k in entry)
+        out.append(CurveSeries(label, name, last, metric, union_points(run_curves, metric)))
     if not any(s.points for s in out):
         logged -= {"step", "epoch"}
         raise NoMetric(metric, [s.label for s in out], sorted(logged))
