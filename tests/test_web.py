@@ -4,6 +4,7 @@ the command line's --json, paging, and a repository left byte-identical by servi
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ SCRIPT = "<script>alert('x')</script>"
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three versions of a small model (v002 tagged, with markup in its description), each with
-    a ``run`` and markup in its metadata, a pin, and a fourth version deleted (kept by its
-    pre_deletion pin only)."""
+    markup in its metadata, in the runs ``run-a`` (v001, v002) and ``run-b`` (v003, and v004
+    deleted: kept by its pre_deletion pin only), a pin."""
     root = tmp_path_factory.mktemp("webrepo")
     repo = Repository.init(root / ".vault")
     for seed in range(4):
@@ -35,7 +36,8 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
             model,
             f"model {seed} {SCRIPT}" if seed == 1 else f"model {seed}",
             tags=["good"] if seed == 1 else [],
-            meta={"run": "run-a" if seed < 2 else "run-b", "note": f"<i>{seed}</i>"},
+            meta={"note": f"<i>{seed}</i>"},
+            run="run-a" if seed < 2 else "run-b",
             steps=10 * (seed + 1),
             loss=1.0 / (seed + 1),
         )
@@ -61,10 +63,11 @@ def cli_json(repo: Path, *args: str) -> object:
         ("/api/versions?n=2", ["log", "-n", "2"]),
         ("/api/versions?rev=v002", ["log", "v002"]),
         ("/api/versions/v002", ["show", "v002"]),
-        ("/api/versions/latest~1", ["show", "latest~1"]),
+        ("/api/versions/v002~1", ["show", "v002~1"]),
         ("/api/compare?a=v001&b=v003", ["diff", "v001", "v003"]),
         ("/api/pins", ["backup", "list"]),
         ("/api/stats", ["stats"]),
+        ("/api/runs", ["runs"]),
     ],
 )
 def test_api_equals_the_cli_json(client: TestClient, example: Path, url: str, argv: list[str]):
@@ -206,6 +209,7 @@ def test_serving_leaves_the_repository_byte_identical(example: Path, tmp_path: P
         "/pins",
         "/storage",
         "/runs",
+        "/api/runs",
         "/api/versions",
         "/api/versions/v002",
         "/api/versions/v002/tensors",
@@ -249,7 +253,8 @@ def test_version_page_shows_tensors_lineage_and_new_bytes(client: TestClient) ->
     html = client.get("/versions/v002").text
     assert "layers.0.attn.weight" in html and "[64, 64]" in html and "F32" in html
     assert 'run parent: <a href="/versions/v001">v001</a>' in html
-    assert 'next in run: <a href="/versions/v003">v003</a>' in html
+    assert "next in run" not in html  # v003 starts run-b
+    assert 'next in run: <a href="/versions/v002">v002</a>' in client.get("/versions/v001").text
     tensors = client.get("/api/versions/v002/tensors").json()
     assert {t["name"]: t["shape"] for t in tensors["model-00001-of-00002.safetensors"]} == {
         "layers.0.attn.weight": [64, 64],
@@ -262,9 +267,46 @@ def test_version_page_shows_tensors_lineage_and_new_bytes(client: TestClient) ->
     assert 0 < new["v002"] < sizes["v002"]  # config.json and the tokenizer are unchanged
 
 
-def test_runs_page_is_a_placeholder(client: TestClient) -> None:
-    response = client.get("/runs")
-    assert response.status_code == 200 and 'id="runs-placeholder"' in response.text
+def test_runs_page_shows_each_runs_curve_and_best_version(tmp_path: Path) -> None:
+    """Two runs of real checkpoints (runkit.two_runs), exp1's best pinned, and a third run whose
+    name holds markup: each run's row, best version and curve (one SVG point per logged step
+    over all its versions), /api/runs equal to 'vault runs --json', and the run column."""
+    from runkit import trainer_checkpoint, two_runs
+
+    repo = two_runs(tmp_path)
+    ckpt = trainer_checkpoint(tmp_path / "other" / "checkpoint-2", 2, 1.0, evals=False)
+    ok(run_vault(repo, "commit", str(ckpt), "--run", "<i>r</i>", "-m", "markup"))
+    ok(run_vault(repo, "pin", "v003", "--name", "best-exp1", "--type", "best", "--reason", "b"))
+    client = TestClient(create_app(Repository.open(repo)))
+    assert client.get("/api/runs").json() == cli_json(repo, "runs")
+    html = client.get("/runs").text
+    assert "<i>" not in html and "&lt;i&gt;r&lt;/i&gt;" in html
+    rows = re.findall(r'<tr data-run="([^"]*)">(.*?)</tr>', html, re.S)
+    assert [r for r, _ in rows] == ["exp1", "exp2", "&lt;i&gt;r&lt;/i&gt;"]
+    assert '<td class="best"><a href="/versions/v003">v003</a></td>' in rows[0][1]
+    assert '<td class="best">-</td>' in rows[1][1]
+    assert "(pin <code>best-exp1</code>)" in html
+
+    def points(svg_id: str) -> dict[str, int]:
+        svg = html.split(f'id="{svg_id}"', 1)[1].split("</svg>", 1)[0]
+        return {k: int(n) for k, n in re.findall(r'data-series="([^"]*)" data-points="(\d+)"', svg)}
+
+    assert points("curve-1") == {"loss": 6, "eval_loss": 3}  # exp1: v005 holds steps 1..6
+    assert points("curve-2") == {"loss": 4}  # exp2: never evaluated
+    assert points("runs-overlay") == {
+        "exp1 loss": 6,
+        "exp2 loss": 4,
+        "&lt;i&gt;r&lt;/i&gt; loss": 2,
+    }
+    table = client.get("/versions").text
+    assert re.search(r'data-version="v005">.*?<td>exp1</td>', table, re.S)
+    assert [v["version"] for v in client.get("/api/versions?run=exp2").json()] == ["v004", "v002"]
+
+
+def test_runs_page_of_a_repository_without_runs(client: TestClient) -> None:
+    html = client.get("/runs").text
+    assert 'data-run="run-a"' in html and 'data-run="run-b"' in html
+    assert "This run records no learning curve." in html  # plain model folders: no curve
 
 
 def test_serves_a_repository_on_s3(

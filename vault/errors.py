@@ -463,3 +463,45 @@ class EmptyCommit(VaultError):
         )
         self.path = path
         self.excluded = excluded
+
+
+# Runs and curves (issue 12: runs, plot)
+
+
+class UnknownRun(VaultError):
+    """A run name that no named version records (``plot --run``).
+
+    Attributes:
+        run: the name asked for.
+        known: the runs there are.
+    """
+
+    kind = "not_found"
+
+    def __init__(self, run: str, known: list[str]) -> None:
+        shown = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
+        super().__init__(
+            f"no run named {run!r}" + (f" (runs: {shown})" if known else " (no runs yet)")
+        )
+        self.run = run
+        self.known = known
+
+
+class NoMetric(VaultError):
+    """None of the versions or runs to plot logged the metric asked for.
+
+    Attributes:
+        metric: the metric asked for.
+        labels: what was to be plotted.
+        logged: the keys their curves do log (``loss``, ``learning_rate``, ...).
+    """
+
+    kind = "not_found"
+
+    def __init__(self, metric: str, labels: list[str], logged: list[str]) -> None:
+        what = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
+        have = f"they log {', '.join(logged)}" if logged else "they record no learning curve"
+        super().__init__(f"no {metric} to plot in {what}: {have}")
+        self.metric = metric
+        self.labels = labels
+        self.logged = logged

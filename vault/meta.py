@@ -309,8 +309,6 @@ def curve_lines(curve: list[dict[str, Any]], width: int = SPARK_WIDTH) -> list[s
 def plot_curve(curve: list[dict[str, Any]], dest: str | os.PathLike[str], *, title: str) -> Path:
     """Render the losses of ``curve`` against the step to the image file ``dest``.
 
-    matplotlib is imported here only, with the Agg backend (no display needed).
-
     Raises:
         MissingExtra: matplotlib is not installed.
         NoCurve: the curve logged no loss.
@@ -320,6 +318,33 @@ def plot_curve(curve: list[dict[str, Any]], dest: str | os.PathLike[str], *, tit
     losses = {k: series(curve, k) for k in ("loss", "eval_loss")}
     if not any(losses.values()):
         raise NoCurve(title)
+    lines = {k: v for k, v in losses.items() if v}
+    return plot_lines(lines, dest, title=title, y_label="loss", what="show --plot", option="--plot")
+
+
+def plot_lines(
+    lines: dict[str, list[tuple[float, float]]],
+    dest: str | os.PathLike[str],
+    *,
+    title: str,
+    y_label: str,
+    what: str,
+    option: str,
+) -> Path:
+    """Render ``lines`` (legend label to ``(step, value)`` points) on one chart to the image
+    file ``dest``, its format from its suffix (PNG when it has none).
+
+    matplotlib is imported here only, with the Agg backend (no display needed).
+
+    Args:
+        what: the command, for the message when matplotlib is missing.
+        option: the option that named ``dest``, for the message of a format it does not know.
+
+    Raises:
+        MissingExtra: matplotlib is not installed.
+        PathNotFound: the folder of ``dest`` does not exist.
+        BadValue: ``dest`` names an image format matplotlib does not write.
+    """
     out = Path(dest)
     if not out.parent.is_dir():
         raise PathNotFound(str(out.parent))
@@ -329,25 +354,24 @@ def plot_curve(curve: list[dict[str, Any]], dest: str | os.PathLike[str], *, tit
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingExtra("show --plot", "matplotlib") from None
+        raise MissingExtra(what, "matplotlib") from None
     from .fsutil import atomic_write
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     try:
-        for key, points in losses.items():
-            if points:
-                ax.plot([s for s, _ in points], [v for _, v in points], label=key, marker=".")
+        for label, points in lines.items():
+            ax.plot([s for s, _ in points], [v for _, v in points], label=label, marker=".")
         ax.set_xlabel("step")
-        ax.set_ylabel("loss")
+        ax.set_ylabel(y_label)
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend()
         import io
 
         buf = io.BytesIO()
-        fig.savefig(buf, format=Path(dest).suffix.lstrip(".").lower() or "png")
+        fig.savefig(buf, format=out.suffix.lstrip(".").lower() or "png")
     except ValueError as exc:  # an image format matplotlib does not know
-        raise BadValue("--plot", str(dest), str(exc).splitlines()[0]) from None
+        raise BadValue(option, str(dest), str(exc).splitlines()[0]) from None
     finally:
         plt.close(fig)
     atomic_write(out, buf.getvalue())

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .ops.pins import CleanupPlan, PinInfo
     from .ops.prune import PruneResult
     from .ops.restore import RestoreResult
+    from .ops.runs import PlotResult, RunInfo
     from .ops.stats import Stats
     from .ops.tags import TagInfo
     from .ops.verify import VerifyReport
@@ -323,6 +324,30 @@ class Repository(RemoteMethods):
         from .ops import history
 
         return history.show(self.parts, rev)
+
+    def runs(self) -> list[RunInfo]:
+        """Every training run with a named version, in the order they started: its versions,
+        first and last step, best and last loss, last date and best pin; versions that record
+        no run are left out. See :func:`vault.ops.runs.runs`."""
+        from .ops import runs as runs_op
+
+        return runs_op.runs(self.parts)
+
+    def plot(
+        self,
+        revs: list[str] | tuple[str, ...],
+        dest: str | os.PathLike[str],
+        *,
+        runs: list[str] | tuple[str, ...] = (),
+        metric: str = "loss",
+    ) -> PlotResult:
+        """Draw the learning curves (``metric`` by step) of the versions ``revs`` and of the
+        whole runs ``runs`` on one chart, to the image ``dest``; see
+        :func:`vault.ops.runs.plot`.
+        """
+        from .ops import runs as runs_op
+
+        return runs_op.plot(self.parts, revs, runs, dest, metric=metric)
 
     def checkout(
         self,

@@ -137,19 +137,39 @@ def log(
     type=PathArg(dir_okay=False),
     help="Render the learning curve to an image (needs matplotlib).",
 )
+@click.option(
+    "--compare",
+    "other",
+    metavar="REV",
+    help="Show REV beside it: final figures and learning curves side by side.",
+)
 @json_option
 @pass_ctx
-def show(ctx: Context, rev: str, plot: str | None, as_json: bool) -> None:
+def show(ctx: Context, rev: str, plot: str | None, other: str | None, as_json: bool) -> None:
     """One version: its metadata, training data, learning curve and files; or, given
     REV:PATH, one file of it: size, id, mode and, for a safetensors file, its tensors.
 
     A file name that holds a control character (a newline, a tab), a double quote or a
     backslash is printed in double quotes with C-style escapes, as git does: "a\\nb".
-    --plot says on stderr where it wrote the image.
+    --plot says on stderr where it wrote the image. --compare B prints A and B side by side
+    (--json: {"a": A's show --json, "b": B's}).
     """
     from ..ops.files import split_rev_path
 
     rev, path = split_rev_path(rev)
+    if other is not None:
+        if path is not None or plot is not None:
+            hint = "compares versions, without --plot ('vault plot A B -o FILE' draws both)"
+            raise click.BadParameter(hint, param_hint="--compare")
+        repo = ctx.repo(writes=False)
+        a, b = repo.show(rev), repo.show(other)
+        if as_json:
+            emit_json({"a": a.to_json(), "b": b.to_json()})
+            return
+        from .runs import print_compare
+
+        print_compare(a, b)
+        return
     if path is not None:
         if plot is not None:
             raise click.BadParameter("plots a version's curve, not a file's", param_hint="--plot")

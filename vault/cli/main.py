@@ -41,6 +41,7 @@ def _register() -> None:
         maintenance,
         pin,
         remote,
+        runs,
         serve,
         tag,
     )
@@ -49,6 +50,7 @@ def _register() -> None:
         init,
         commit,
         log,
+        runs,
         checkout,
         files,
         tag,

@@ -10,7 +10,7 @@ the command line's ``--json``):
 ``/compare?v=A&v=B``                       ``/api/compare?a=A&b=B`` (``vault diff A B --json``)
 ``/pins``                                  ``/api/pins`` (``vault backup list --json``)
 ``/storage``                               ``/api/stats`` (``vault stats --json``)
-``/runs``                                  (a placeholder until vault records runs)
+``/runs``                                  ``/api/runs`` (``vault runs --json``)
 =========================================  ==============================================
 
 Every error is an HTML page, or under ``/api`` the JSON ``{"error": {"code", "kind",
@@ -48,6 +48,7 @@ from ..errors import (
     VaultError,
 )
 from ..meta import flatten
+from ..ops.runs import best_pin_name
 from ..progress import human_bytes
 from ..repo import Repository
 from . import charts
@@ -120,6 +121,7 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
     env.filters["date"] = lambda s: s.replace("T", " ")[:16] if s else "-"
     env.filters["first_line"] = lambda s: (s or "").splitlines()[0] if s else ""
     env.globals["run_of"] = run_of
+    env.globals["best_pin_name"] = best_pin_name
     env.globals["repo_name"] = site.describe()
 
     def page(request: Request, template: str, code: int = 200, **values: Any) -> HTMLResponse:
@@ -235,7 +237,20 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
         return page(request, "compare.html", revs=revs, **await run_in_threadpool(load))
 
     async def runs(request: Request) -> Response:
-        return page(request, "runs.html")
+        def load() -> dict[str, Any]:
+            found = site.run_pages()
+            charts_by_run = {r.info.run: charts.line_chart(r.curve, "step", "loss") for r in found}
+            overlay = {
+                f"{r.info.run} {key}": pts for r in found for key, pts in r.curve.items()
+                if key == "loss"
+            }  # fmt: skip
+            return {
+                "runs": found,
+                "charts": charts_by_run,
+                "overlay": charts.line_chart(overlay, "step", "loss"),
+            }
+
+        return page(request, "runs.html", **await run_in_threadpool(load))
 
     async def pins(request: Request) -> Response:
         def load() -> dict[str, Any]:
@@ -289,6 +304,9 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
     async def api_pins(request: Request) -> Response:
         return api(await run_in_threadpool(site.pins))
 
+    async def api_runs(request: Request) -> Response:
+        return api(await run_in_threadpool(site.runs))
+
     async def api_stats(request: Request) -> Response:
         return api(await run_in_threadpool(site.stats))
 
@@ -336,6 +354,7 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
         Route("/api/versions/{rev}/tensors", api_tensors),
         Route("/api/compare", api_compare),
         Route("/api/pins", api_pins),
+        Route("/api/runs", api_runs),
         Route("/api/stats", api_stats),
         Route("/api/storage", api_storage),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

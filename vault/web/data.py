@@ -28,11 +28,13 @@ from ..objects import KIND_FILE, FileManifest, Tree, Version
 from ..ops import diff as diff_op
 from ..ops import history
 from ..ops import pins as pins_op
+from ..ops import runs as runs_op
 from ..ops import stats as stats_op
 from ..ops.diff import DiffResult
 from ..ops.history import VersionInfo
 from ..ops.parts import Parts
 from ..ops.pins import PinInfo
+from ..ops.runs import RunInfo
 from ..ops.stats import Stats
 from ..ops.versions import file_chunks, file_entry, version_tree
 from ..refs import RefsDoc, RefStore
@@ -47,6 +49,9 @@ MANIFESTS_KEPT = 20_000
 
 SORT_KEYS = ("version", "date", "steps", "loss", "size")
 """The columns the versions table sorts by."""
+
+LOSSES = ("loss", "eval_loss")
+"""The metrics the pages' learning curves draw."""
 
 
 class _Bounded(dict):  # type: ignore[type-arg]
@@ -173,9 +178,17 @@ class _Index:
 
 
 def run_of(info: VersionInfo) -> str:
-    """The training run a version belongs to (``meta.run``), or ``""``."""
-    run = info.meta.get("run")
-    return run if isinstance(run, str) else ""
+    """The training run a version belongs to (its ``run``), or ``""``."""
+    return info.run or ""
+
+
+@dataclass
+class RunPage:
+    """A run on the runs page: its summary (``vault runs --json``'s entry) and its learning
+    curve, one series per logged loss (``loss``, ``eval_loss``) over all its versions."""
+
+    info: RunInfo
+    curve: dict[str, list[tuple[float, float]]]
 
 
 class Site:
@@ -196,6 +209,7 @@ class Site:
         self._new_bytes: dict[Oid, int] = {}
         self._headers = _Bounded(MANIFESTS_KEPT)
         self._diffs = _Bounded(64)
+        self._curves = _Bounded(MANIFESTS_KEPT)
         self._lock = threading.Lock()
 
     def describe(self) -> str:
@@ -255,7 +269,32 @@ class Site:
         """``vault stats``: :func:`vault.ops.stats.stats`."""
         return stats_op.stats(self.parts)
 
+    def runs(self) -> list[RunInfo]:
+        """``vault runs``: :func:`vault.ops.runs.runs` over the memoized ``log``."""
+        return runs_op.runs(self.parts, self.log())
+
     # -- what only the pages show --------------------------------------------------------------
+
+    def run_pages(self) -> list[RunPage]:
+        """Every run of :meth:`runs` with its learning curve: the union of its versions'
+        curves (:func:`vault.ops.runs.run_points`), each version's read once and kept."""
+        entries = self.log()
+        by_run: dict[str, list[VersionInfo]] = {}
+        for e in reversed(entries):  # oldest first
+            if e.run is not None:
+                by_run.setdefault(e.run, []).append(e)
+        out = []
+        for info in runs_op.runs(self.parts, entries):
+            versions = by_run[info.run]
+            curve = {k: runs_op.run_points(versions, k, self._curve) for k in LOSSES}
+            out.append(RunPage(info, {k: v for k, v in curve.items() if v}))
+        return out
+
+    def _curve(self, info: VersionInfo) -> list[dict[str, Any]]:
+        found = self._curves.get(info.id)
+        if found is None:
+            found = self._curves.keep(info.id, history.show(self.parts, info.id).curve or [])
+        return found  # type: ignore[no-any-return]
 
     def versions_page(
         self,
@@ -414,5 +453,5 @@ def loss_series(info: VersionInfo) -> dict[str, list[tuple[float, float]]]:
     """The learning curve of a version shown by :meth:`Site.show`: one series per logged
     metric (``loss``, ``eval_loss``), one point per logged step."""
     curve = info.curve or []
-    out = {key: series(curve, key) for key in ("loss", "eval_loss")}
+    out = {key: series(curve, key) for key in LOSSES}
     return {k: v for k, v in out.items() if v}
