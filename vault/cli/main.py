@@ -43,6 +43,7 @@ def _register() -> None:
         remote,
         serve,
         tag,
+        watch,
     )
 
     for module in (
@@ -59,6 +60,7 @@ def _register() -> None:
         consolidate,
         remote,
         serve,
+        watch,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)
