@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-VOCAB = 64
+from walkthrough import VOCAB, tiny_config  # beside this file
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -28,21 +28,12 @@ warnings.filterwarnings("ignore")
 
 
 def tiny_model() -> Any:
-    """A Llama small enough to train for a few steps on a CPU in a second."""
+    """The walkthrough's tiny Llama (random init): a few steps train in a second on a CPU."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        vocab_size=VOCAB,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config)
+    return LlamaForCausalLM(tiny_config())
 
 
 class Rows:

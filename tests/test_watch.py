@@ -22,10 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from faultkit import (
+    README_MARKER,
     VAULT,
     assert_clean_error,
     assert_verify_ok,
     ok,
+    readme_block,
+    run_example_script,
     run_vault,
     snapshot,
     vault_env,
@@ -36,7 +39,6 @@ from vault import Repository
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "examples" / "watch_train.py"
-MARKER = "# --- the README's commands ---\n"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -138,17 +140,11 @@ def repo(tmp_path: Path) -> Path:
 # -- the README section, and with it a real Trainer run ---------------------------------------
 
 
-def readme_commands() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Training with vault watch", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    return block
-
-
 def test_readme_shows_exactly_the_script() -> None:
     script = (ROOT / "examples" / "watch.sh").read_text()
-    assert MARKER in script
-    assert readme_commands() == script.split(MARKER, 1)[1]
+    assert README_MARKER in script
+    block = readme_block(ROOT / "README.md", "## Training with vault watch")
+    assert block == script.split(README_MARKER, 1)[1]
 
 
 @pytest.fixture(scope="module")
@@ -156,18 +152,7 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Run ``examples/watch.sh`` (the README's commands) once: a real Trainer trains a LoRA
     adapter on a tiny Llama while ``vault watch`` commits, pins and consolidates."""
     tmp = tmp_path_factory.mktemp("watch-readme")
-    env = vault_env(TMPDIR=str(tmp))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    run = subprocess.run(
-        ["bash", str(ROOT / "examples" / "watch.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    (project,) = [p.parent for p in tmp.glob("*/.vault")]
-    return project, run.stdout + run.stderr
+    return run_example_script(ROOT / "examples" / "watch.sh", tmp, timeout=240)
 
 
 def test_trainer_checkpoints_land_once_with_their_steps(readme_run: tuple[Path, str]) -> None:
@@ -429,8 +414,7 @@ def test_bad_options_are_refused(repo: Path, tmp_path: Path, args: list[str], ne
 
 
 def test_missing_folder_is_refused(repo: Path, tmp_path: Path) -> None:
-    proc = run_vault(repo, "watch", str(tmp_path / "nowhere"), "--once")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert_clean_error(run_vault(repo, "watch", str(tmp_path / "nowhere"), "--once"), "nowhere")
 
 
 def test_human_output_one_line_per_commit(repo: Path, tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def _emitter(as_json: bool) -> Any:
 
 
 @click.command()
-@click.argument("folder", metavar="DIR", type=PathArg(exists=True, file_okay=False))
+@click.argument("folder", metavar="DIR", type=PathArg())
 @click.option(
     "--pattern",
     default="checkpoint-*",
