@@ -434,3 +434,30 @@ def plant_version(repo: Path, entries: list[dict]) -> str:
     # The tree really parses back to what we planted (the attack reaches checkout).
     assert [e.path for e in r.store.get_tree(tree_oid).entries] == [e["path"] for e in entries]
     return name
+
+
+# -- the README's example scripts ------------------------------------------------------------
+
+README_MARKER = "# --- the README's commands ---\n"
+"""The line of an ``examples/*.sh`` script after which its lines are exactly the README's."""
+
+
+def readme_block(readme: Path, heading: str) -> str:
+    """The first ``sh`` block of the README section that starts with ``heading``."""
+    section = readme.read_text().split(f"\n{heading}", 1)[1]
+    assert "```sh\n" in section, f"the section {heading!r} has no sh block"
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def run_example_script(script: Path, tmp: Path, timeout: float = 300) -> tuple[Path, str]:
+    """Run ``bash SCRIPT`` (whose commands ``mktemp -d`` a project folder, here under ``tmp``)
+    with this Python's ``bin`` first on ``PATH``; assert it succeeded and return the project
+    folder (the one holding ``.vault``) and the output."""
+    env = vault_env(TMPDIR=str(tmp))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    run = subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    (project,) = [p.parent for p in tmp.glob("*/.vault")]
+    return project, run.stdout + run.stderr

@@ -3,52 +3,29 @@ script trains, versions, consolidates, deletes and restores a tiny model end to 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from faultkit import README_MARKER, readme_block, run_example_script
 
 from vault import Repository
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = "# --- the README's commands ---\n"
-
-
-def readme_commands() -> str:
-    """The shell block of the README's walkthrough section."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Walkthrough", 1)[1]
-    m = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert m, "the walkthrough section has no sh block"
-    return m.group(1)
 
 
 def test_readme_shows_exactly_the_script() -> None:
     script = (ROOT / "examples" / "walkthrough.sh").read_text()
-    assert MARKER in script
-    assert readme_commands() == script.split(MARKER, 1)[1]
+    assert README_MARKER in script
+    block = readme_block(ROOT / "README.md", "## Walkthrough")
+    assert block == script.split(README_MARKER, 1)[1]
 
 
 @pytest.fixture(scope="module")
 def walked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Run the walkthrough once; return its project folder and its output."""
     tmp = tmp_path_factory.mktemp("walk")
-    env = {k: v for k, v in os.environ.items() if k != "VAULT_DIR"}
-    env["TMPDIR"] = str(tmp)  # mktemp -d makes the project folder here
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    run = subprocess.run(
-        ["bash", str(ROOT / "examples" / "walkthrough.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    (project,) = [p.parent for p in tmp.glob("*/.vault")]
-    return project, run.stdout + run.stderr
+    return run_example_script(ROOT / "examples" / "walkthrough.sh", tmp)
 
 
 def test_walkthrough_output(walked: tuple[Path, str]) -> None:

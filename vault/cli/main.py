@@ -44,6 +44,7 @@ def _register() -> None:
         runs,
         serve,
         tag,
+        watch,
     )
 
     for module in (
@@ -61,6 +62,7 @@ def _register() -> None:
         consolidate,
         remote,
         serve,
+        watch,
     ):
         for command in module.COMMANDS:
             cli.add_command(command)

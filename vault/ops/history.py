@@ -62,6 +62,7 @@ class VersionInfo:
     data: list[dict[str, Any]] = field(default_factory=list)
     snapshots: int | None = None
     run: str | None = None
+    checkpoint: str | None = None
     pins: list[str] = field(default_factory=list)
     curve: list[dict[str, Any]] | None = None
     excluded: list[dict[str, Any]] = field(default_factory=list)
@@ -106,6 +107,7 @@ def _info(
         data=[dict(d) for d in training.get("data", [])],
         snapshots=training.get("snapshots"),
         run=training.get("run"),
+        checkpoint=training.get("checkpoint"),
         pins=sorted((pins or {}).get(oid, [])),
         excluded=[dict(e) for e in version.excluded],
     )
