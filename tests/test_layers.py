@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "vault.repo": 5,
     "vault.repo_remotes": 5,
     "vault.integrations": 5,
+    "vault.watch": 5,
     # 6: the command line, the web view beside it, and the package's front door
     "vault.cli": 6,
     "vault.web": 6,

@@ -1,4 +1,4 @@
-"""``vault watch``: a thin shell over :class:`vault.ops.watch.Watcher` (events to lines, signals
+"""``vault watch``: a thin shell over :class:`vault.watch.Watcher` (events to lines, signals
 to a stop request)."""
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def watch(
     {"event": "consolidate", ...}, {"event": "push", ...}, {"event": "error", ...}.
     With --once, the exit status is that of the first error, if any.
     """
-    from ..ops.watch import Watcher, WatchOptions
+    from ..watch import Watcher, WatchOptions
 
     options = WatchOptions(
         pattern=pattern,

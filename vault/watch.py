@@ -20,8 +20,9 @@ killed in the middle of one leaves no version for it, and the next start commits
 consolidated version records its adapter (``lineage.adapter``), so a restart does not merge the
 run twice either.
 
-The watcher is a library object: the command line (``vault/cli/watch.py``) only turns its events
-into lines and its stop into signals.
+The watcher is a library object over the :class:`~vault.repo.Repository` facade (so it sits
+beside it, as :mod:`vault.integrations` does): the command line (``vault/cli/watch.py``) only
+turns its events into lines and signals into its stop request.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadValue, MissingExtra, PathNotFound, VaultError
-from ..ids import Oid
-from ..meta import TRAINER_STATE
-from .runs import best_pin_name
+from .errors import BadValue, MissingExtra, PathNotFound, VaultError
+from .ids import Oid
+from .meta import TRAINER_STATE
+from .ops.runs import best_pin_name
 
 if TYPE_CHECKING:
-    from ..repo import Repository
+    from .repo import Repository
 
 __all__ = ["WatchOptions", "Watcher", "checkpoint_step"]
 
