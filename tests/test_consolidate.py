@@ -174,6 +174,9 @@ def test_cli_with_revisions_dtype_and_training_data(
     shown = repo.show("v003")
     assert shown.meta["lineage"]["base"] == repo.resolve("v001")
     assert shown.meta["lineage"]["adapter"] == repo.resolve("v002")
+    # The merge belongs to the adapter's run, on top of it, not to a scratch folder's name.
+    assert shown.run == repo.show("v002").run == work["adapter"].parent.name
+    assert shown.parents == [repo.resolve("v002")]
     assert [(d["path"], d["size"]) for d in shown.data] == [  # relative to the project folder
         ("train.jsonl", 18),
         ("eval.jsonl", 15),

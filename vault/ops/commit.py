@@ -536,6 +536,7 @@ def commit(
     ignore_files: bool = True,
     allow_empty: bool = False,
     run: str | None = None,
+    record_run: bool = True,
 ) -> CommitResult:
     """Store the file or directory ``path`` as a new version on top of its run's previous one.
 
@@ -576,6 +577,8 @@ def commit(
             commit (named, moving ``latest``, no ``parents`` given) takes the run's previous
             version as its parent; a new run's first version has none. Backups and given
             ``parents`` record no run.
+        record_run: ``False``: record no run even for a normal commit; its parent is
+            ``latest`` (a consolidation outside any run).
         allow_empty: make a version even when nothing is left to commit, or when the files
             equal ``latest``'s. Without it, a normal commit (named, moving ``latest``, on
             top of it) whose tree equals ``latest``'s makes no version: the result says
@@ -615,7 +618,7 @@ def commit(
     )
 
     warnings: list[str] = []
-    in_run = name_version and move_latest and parents is None
+    in_run = record_run and name_version and move_latest and parents is None
     run_name = check_run_name(run if run is not None else default_run(path)) if in_run else None
     training = _training(
         parts,

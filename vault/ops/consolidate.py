@@ -397,10 +397,17 @@ def _publish(
                 )
             )
 
+    # The merged model is the adapter's run's last word: a version of that run, on top of
+    # it; an adapter from a folder, or from before runs, leaves it outside any run.
+    adapter_run = None
+    if a.oid is not None:
+        adapter_run = parts.store.get_version(a.oid).training.get("run")
     res = commit(
         parts,
         merged,
         message,
+        run=adapter_run,
+        record_run=adapter_run is not None,
         meta={"lineage": lineage},
         data=list(training_data),
         base_model=b.name or b.oid[:12],
