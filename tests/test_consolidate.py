@@ -177,6 +177,7 @@ def test_cli_with_revisions_dtype_and_training_data(
     # The merge belongs to the adapter's run, on top of it, not to a scratch folder's name.
     assert shown.run == repo.show("v002").run == work["adapter"].parent.name
     assert shown.parents == [repo.resolve("v002")]
+    assert "checkpoint" not in repo.store.get_version(repo.resolve("v003")).training
     assert [(d["path"], d["size"]) for d in shown.data] == [  # relative to the project folder
         ("train.jsonl", 18),
         ("eval.jsonl", 15),

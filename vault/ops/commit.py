@@ -537,6 +537,7 @@ def commit(
     allow_empty: bool = False,
     run: str | None = None,
     record_run: bool = True,
+    record_checkpoint: bool = True,
 ) -> CommitResult:
     """Store the file or directory ``path`` as a new version on top of its run's previous one.
 
@@ -579,6 +580,8 @@ def commit(
             ``parents`` record no run.
         record_run: ``False``: record no run even for a normal commit; its parent is
             ``latest`` (a consolidation outside any run).
+        record_checkpoint: record the committed folder's name as ``training.checkpoint``
+            (``False`` for a merged model: its folder is a scratch one).
         allow_empty: make a version even when nothing is left to commit, or when the files
             equal ``latest``'s. Without it, a normal commit (named, moving ``latest``, on
             top of it) whose tree equals ``latest``'s makes no version: the result says
@@ -632,7 +635,8 @@ def commit(
     )
     if run_name is not None:
         training["run"] = run_name
-        training["checkpoint"] = Path(os.path.abspath(path)).name
+        if record_checkpoint:
+            training["checkpoint"] = Path(os.path.abspath(path)).name
     rules = Rules(
         Path(path),
         parts.project,

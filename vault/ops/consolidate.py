@@ -408,6 +408,7 @@ def _publish(
         message,
         run=adapter_run,
         record_run=adapter_run is not None,
+        record_checkpoint=False,
         meta={"lineage": lineage},
         data=list(training_data),
         base_model=b.name or b.oid[:12],
