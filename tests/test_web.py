@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,28 @@ def test_every_user_string_is_escaped(client: TestClient) -> None:
     assert "&lt;i&gt;1&lt;/i&gt;" in client.get("/versions/v002").text
     assert "notes &lt;b&gt;.txt" in client.get("/versions/v001").text
     assert "keep &lt;script&gt;" in client.get("/pins").text
+
+
+def test_compare_reads_forward_when_versions_share_a_second(tmp_path: Path) -> None:
+    """``created`` is to the second and a run commits several versions within one: the compare
+    page still diffs oldest to newest (by number), whatever order the versions were ticked in
+    (the versions page ticks them newest first). It diffed v003 to v001 before."""
+    repo = Repository.init(tmp_path / ".vault")
+    models = [make_model_dir(tmp_path / f"m{seed}", seed=seed, shards=1) for seed in range(3)]
+    time.sleep(1.02 - time.time() % 1)  # three small commits well inside one second
+    for seed, model in enumerate(models):
+        repo.commit(model, f"model {seed}")
+    created = {repo.show(f"v00{n}").created for n in (1, 2, 3)}
+    assert len(created) == 1
+    html = (
+        TestClient(create_app(Repository.open(tmp_path / ".vault")))
+        .get("/compare?v=v003&v=v002&v=v001")
+        .text
+    )
+    assert re.findall(r'<section class="diff" data-a="(\w+)" data-b="(\w+)"', html) == [
+        ("v001", "v002"),
+        ("v001", "v003"),
+    ]
 
 
 def test_pages_carry_a_policy_that_forbids_script(client: TestClient) -> None:

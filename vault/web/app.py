@@ -24,8 +24,10 @@ import hmac
 import json
 import logging
 import re
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -48,8 +50,10 @@ from ..errors import (
     VaultError,
 )
 from ..meta import flatten
+from ..ops.history import VersionInfo
 from ..ops.runs import best_pin_name
 from ..progress import human_bytes
+from ..refs import version_number
 from ..repo import Repository
 from . import charts
 from .data import SORT_KEYS, Site, loss_series, run_of
@@ -224,7 +228,7 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
             if len(revs) < 2:
                 return {"infos": [site.show(r) for r in revs], "diffs": [], "chart": None}
             # Oldest first, whatever order they were ticked in: each diff reads forward in time.
-            shown = sorted(((site.show(r), r) for r in revs), key=lambda x: x[0].created)
+            shown = sorted(((site.show(r), r) for r in revs), key=lambda x: age(x[0]))
             infos, revs[:] = [i for i, _ in shown], [r for _, r in shown]
             lines = {}
             for rev, info in zip(revs, infos, strict=True):
@@ -387,6 +391,19 @@ def create_app(repo: Repository, token: str | None = None) -> Starlette:
     app.state.site = site
     app.state.warm = warm
     return app
+
+
+def age(info: VersionInfo) -> tuple[datetime, int]:
+    """A sort key from oldest to newest: the creation time, then the version number, since
+    ``created`` is to the second and a training run commits several versions within one."""
+    number = version_number(info.version or "")
+    try:
+        when = datetime.fromisoformat(info.created)
+    except ValueError:  # a manifest not written by vault: last, rather than a failed page
+        when = datetime.max
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when, sys.maxsize if number is None else number
 
 
 def check_path(path: str) -> None:
