@@ -18,6 +18,11 @@ runs as its own process under GNU ``time`` (see ``run.run``), and is measured so
 * **unchanged re-push**: ``vault push`` right after the last push, median of
   :data:`REPUSH_REPEATS` runs (warm cache, nothing to send).
 * **peak RSS**: the largest of any vault commit, push, clone or checkout process.
+* **the wire's floor**: boto3 alone (no vault code), :data:`FLOOR_THREADS` threads, moving
+  the very objects vault's push left on the remote: a GET of every one of them, then a PUT of
+  every one into a scratch bucket. No client that copies these bytes over this server can
+  clone faster than the GET, nor push them faster than the PUT; the report turns both into
+  the best ratio against restic each target could reach.
 
 The server shares the machine's cores with the client, which both tools pay alike.
 """
@@ -52,6 +57,12 @@ RESTORED_VERSION = 14
 
 REPUSH_REPEATS = 5
 """Runs of the unchanged re-push (the median is reported)."""
+
+FLOOR_BUCKET = "floor-bench"
+"""Scratch bucket the wire's floor PUTs vault's objects into."""
+
+FLOOR_THREADS = 16
+"""Requests in flight for the wire's floor: vault's default parallelism."""
 
 
 @contextlib.contextmanager
@@ -268,6 +279,44 @@ def bench_restic(
     return out
 
 
+def wire_floor(server: seaweed_server.SeaweedServer, bucket: str, prefix: str) -> dict[str, Any]:
+    """Time boto3 alone moving what is stored under ``bucket/prefix``: a GET of every object,
+    then a PUT of every object into :data:`FLOOR_BUCKET`, :data:`FLOOR_THREADS` at a time.
+
+    Returns:
+        ``{"objects", "bytes", "get_seconds", "put_seconds"}``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = server.client(max_pool_connections=FLOOR_THREADS + 4)
+    keys = [
+        obj["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for obj in page.get("Contents", [])
+    ]
+    client.create_bucket(Bucket=FLOOR_BUCKET)
+    with ThreadPoolExecutor(FLOOR_THREADS) as pool:
+        start = time.perf_counter()
+        bodies = list(
+            pool.map(lambda k: client.get_object(Bucket=bucket, Key=k)["Body"].read(), keys)
+        )
+        got = time.perf_counter() - start
+        start = time.perf_counter()
+        list(
+            pool.map(
+                lambda kb: client.put_object(Bucket=FLOOR_BUCKET, Key=kb[0], Body=kb[1]),
+                zip(keys, bodies, strict=True),
+            )
+        )
+        put = time.perf_counter() - start
+    return {
+        "objects": len(keys),
+        "bytes": sum(len(b) for b in bodies),
+        "get_seconds": got,
+        "put_seconds": put,
+    }
+
+
 def weed_version() -> str | None:
     """``weed version``'s first line, or ``None``."""
     weed = seaweed_server.weed_binary()
@@ -291,8 +340,9 @@ def bench_remote(
 
     Returns:
         ``{"endpoint", "weed_version", "server_started_in", "load_average", "vault": {...},
-        "restic": {...}}``; ``load_average`` holds the 1, 5 and 15 minute load averages at the
-        start of the phase, after restic and at the end.
+        "restic": {...}, "floor": {...}}`` (``floor``: :func:`wire_floor`); ``load_average``
+        holds the 1, 5 and 15 minute load averages at the start of the phase, after restic and
+        at the end.
     """
     out: dict[str, Any] = {"weed_version": weed_version(), "load_average": {}}
     out["load_average"]["start"] = os.getloadavg()
@@ -310,6 +360,8 @@ def bench_remote(
             shutil.rmtree(root / "restic", ignore_errors=True)
         print("  vault commit + push / clone + checkout ...", flush=True)
         out["vault"] = bench_vault(root / "vault", server, vault, versions, drop)
+        print("  the wire's floor: boto3 GET and PUT of vault's objects ...", flush=True)
+        out["floor"] = wire_floor(server, VAULT_BUCKET, VAULT_PREFIX + "/")
         out["load_average"]["end"] = os.getloadavg()
         if not keep:
             shutil.rmtree(root / "vault", ignore_errors=True)
@@ -367,6 +419,22 @@ def report(remote: dict[str, Any]) -> str:
                 f"{b['seconds']:.2f}",
             ]
         )
+    floor = remote.get("floor")
+    if floor:
+        rows += [
+            [
+                f"floor: boto3 GET of vault's {floor['objects']} objects, s",
+                f"{floor['get_seconds']:.2f}",
+                "",
+                f"best R2 with a full clone {rs['restore']['seconds'] / floor['get_seconds']:.2f}",
+            ],
+            [
+                "floor: boto3 PUT of the same, s",
+                f"{floor['put_seconds']:.2f}",
+                "",
+                f"best R1 {rs['backup']['seconds'] / floor['put_seconds']:.2f}",
+            ],
+        ]
     cc = va["clone_checkout"]["runs"]
     load = remote["load_average"]
     lines = [
