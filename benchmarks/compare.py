@@ -1235,6 +1235,12 @@ def remote_targets(remote: dict[str, Any]) -> list[dict[str, Any]]:
         if floor
         else ""
     )
+    one = remote.get("one_process")
+    if one:
+        put_floor += (
+            f"; commit + push in one process {one['seconds']:.2f} s (ratio"
+            f" {backup / one['seconds']:.2f})"
+        )
     get_floor = (
         f"; boto3 alone GETs them in {floor['get_seconds']:.2f} s (best ratio with a full clone"
         f" {restore / floor['get_seconds']:.2f})"

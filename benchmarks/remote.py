@@ -18,6 +18,10 @@ runs as its own process under GNU ``time`` (see ``run.run``), and is measured so
 * **unchanged re-push**: ``vault push`` right after the last push, median of
   :data:`REPUSH_REPEATS` runs (warm cache, nothing to send).
 * **peak RSS**: the largest of any vault commit, push, clone or checkout process.
+* **commit + push in one process**: the same 14 commits and pushes through the Python API in
+  one process (``Repository.commit`` then ``Repository.push`` per version, as a training
+  callback or ``vault watch --push`` runs them), to another prefix of the same server: R1
+  without an interpreter, vault and boto3 started twice per version. Not the issue's measure.
 * **the wire's floor**: boto3 alone (no vault code), :data:`FLOOR_THREADS` threads, moving
   the very objects vault's push left on the remote: a GET of every one of them, then a PUT of
   every one into a scratch bucket. No client that copies these bytes over this server can
@@ -35,6 +39,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,6 +284,45 @@ def bench_restic(
     return out
 
 
+ONE_PROCESS = """
+import json, sys, time
+from pathlib import Path
+start = time.perf_counter()
+from vault import Repository
+repo_dir, url, endpoint, *versions = sys.argv[1:]
+repo = Repository.init(repo_dir)
+repo.remote_add("origin", url, endpoint_url=endpoint)
+pushed = []
+for src in versions:
+    repo.commit(src, Path(src).name)
+    pushed.append(repo.push("origin").bytes)
+print(json.dumps({"seconds": time.perf_counter() - start, "pushed_bytes": pushed}))
+"""
+"""The one-process commit + push: argv REPO URL ENDPOINT VERSION..."""
+
+
+def one_process(
+    root: Path, server: seaweed_server.SeaweedServer, versions: list[Path], drop: bool
+) -> dict[str, Any]:
+    """Commit and push every version from one Python process (see :data:`ONE_PROCESS`).
+
+    Returns:
+        ``{"seconds", "max_rss_bytes", "pushed_bytes"}``; ``seconds`` is the whole process.
+    """
+    if drop:
+        drop_caches()
+    url = f"s3://{VAULT_BUCKET}/{VAULT_PREFIX}-one-process"
+    argv = [sys.executable, "-c", ONE_PROCESS, str(root / "one-process"), url, server.endpoint]
+    start = time.perf_counter()
+    done = run_command([*argv, *map(str, versions)])
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "max_rss_bytes": done.max_rss,
+        "pushed_bytes": json.loads(done.stdout)["pushed_bytes"],
+    }
+
+
 def wire_floor(server: seaweed_server.SeaweedServer, bucket: str, prefix: str) -> dict[str, Any]:
     """Time boto3 alone moving what is stored under ``bucket/prefix``: a GET of every object,
     then a PUT of every object into :data:`FLOOR_BUCKET`, :data:`FLOOR_THREADS` at a time.
@@ -362,6 +406,8 @@ def bench_remote(
         out["vault"] = bench_vault(root / "vault", server, vault, versions, drop)
         print("  the wire's floor: boto3 GET and PUT of vault's objects ...", flush=True)
         out["floor"] = wire_floor(server, VAULT_BUCKET, VAULT_PREFIX + "/")
+        print("  vault commit + push in one process ...", flush=True)
+        out["one_process"] = one_process(root / "vault", server, versions, drop)
         out["load_average"]["end"] = os.getloadavg()
         if not keep:
             shutil.rmtree(root / "vault", ignore_errors=True)
@@ -420,6 +466,16 @@ def report(remote: dict[str, Any]) -> str:
             ]
         )
     floor = remote.get("floor")
+    one = remote.get("one_process")
+    if one:
+        rows.append(
+            row(
+                "commit + push of the 14 versions in one process / backup, s",
+                one["seconds"],
+                rs["backup"]["seconds"],
+                ".2f",
+            )
+        )
     if floor:
         rows += [
             [

@@ -25,6 +25,7 @@ from faultkit import (
 )
 
 from vault.backend_s3 import S3Backend
+from vault.errors import RemoteError
 from vault.remotes import open_url
 from vault.repo import Repository
 
@@ -592,3 +593,29 @@ def test_a_damaged_object_in_a_remote_pack_is_named_by_a_clone(
     failed = clone(url, str(tmp_path / "b"), "--endpoint-url", s3_server.endpoint)
     assert_clean_error(failed, victim[:12])
     assert not (tmp_path / "b" / ".vault").exists()
+
+
+def test_pushes_from_one_process_reuse_the_client_and_read_the_remote_anew(
+    s3_server: Any, s3_bucket: str, s3_prefix: str, tmp_path: Path
+) -> None:
+    """A long-lived process (``vault watch --push``) makes its S3 client once, yet each push
+    sees what other writers did since: a push after someone else's is refused until a pull."""
+    url = f"s3://{s3_bucket}/{s3_prefix}"
+    a = Repository.init(tmp_path / "a" / ".vault")
+    a.remote_add("origin", url, endpoint_url=s3_server.endpoint)
+    a.commit(write_checkpoint(tmp_path / "c1", 1), "one")
+    a.push()
+    client = a.open_remote().backend
+
+    b, _ = Repository.clone(url, tmp_path / "b" / ".vault", endpoint_url=s3_server.endpoint)
+    b.commit(write_checkpoint(tmp_path / "c2", 2), "two on b")
+    b.push()
+
+    a.commit(write_checkpoint(tmp_path / "c3", 3), "three on a")
+    with pytest.raises(RemoteError, match="pull"):
+        a.push()
+    assert a.open_remote().backend is client
+    assert a.pull().versions == ["v002"]
+    assert a.push().versions == ["v003"]
+    remote = Repository.open(open_url(url, endpoint_url=s3_server.endpoint))
+    assert [v.message for v in remote.log()] == ["three on a", "two on b", "one"]

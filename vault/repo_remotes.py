@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 REMOTE_GRACE = "14d"
 """The default grace of gc on a remote, longer than a local one: other machines write to it, whose
 clocks may differ from the store's and whose leases may lapse on a slow link."""
+_CLIENT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_ACCESS_KEY_ID")
+"""Variables an S3 client reads when it is made: one made under other values is not reused."""
 REMOTE_WORKERS = 8
 """Threads that check a remote's chunks: each mostly waits on the network."""
 
@@ -71,6 +73,7 @@ class RemoteMethods:
 
         gone = _remotes().remove_remote(self.config, name)
         forget_remote(self.parts, name)
+        self.__dict__.get("_backends", {}).clear()
         return gone
 
     def open_remote(self, name: str | None = None, *, create: bool = False) -> Repository:
@@ -83,10 +86,31 @@ class RemoteMethods:
         """
         return self._open_remote(_remotes().get_remote(self.config, name), create=create)
 
+    def _remote_backend(self, remote: Remote) -> Backend:
+        """The backend of ``remote``, made once per repository object: a long-lived process
+        (``vault watch --push``, a training callback) pushes after every commit, and an S3
+        client takes a fifth of a second to make and its connections a round trip each to open.
+        The repository on it is opened afresh each time, so what it holds is read anew."""
+        key = (
+            remote.name,
+            remote.url,
+            remote.endpoint_url,
+            remote.profile,
+            remote.region,
+            *(os.environ.get(v) for v in _CLIENT_ENV),
+        )
+        opened: dict[tuple[str | None, ...], Backend] = self.__dict__.setdefault("_backends", {})
+        backend = opened.get(key)
+        if backend is None:
+            backend = remote.open_backend()
+            if backend.capabilities.local_root is None:  # a directory costs nothing to open
+                opened[key] = backend
+        return backend
+
     def _open_remote(self, remote: Remote, *, create: bool = False) -> Repository:
         from .repo import Repository
 
-        backend = remote.open_backend()
+        backend = self._remote_backend(remote)
         try:
             return Repository.open(backend, lock_timeout=self.lock_timeout)
         except RepoNotFound:
