@@ -36,7 +36,7 @@ from ..faults import crashpoint
 from ..ids import Oid
 from ..memory import few_arenas
 from ..objects import KIND_FILE, FileManifest, Tree, Version
-from ..packs import Location, pack_key
+from ..packs import PACK_TARGET, Location, pack_key
 from ..progress import NullProgress, Progress
 from ..refs import (
     LATEST,
@@ -66,7 +66,10 @@ delta bases in memory, so fewer than :data:`PARALLEL` bound the memory of a tran
 WAIT_FOR_OTHER = 120.0
 """Seconds a copy waits for another thread copying the same object before copying it too."""
 PACKS_HELD = 2
-"""Whole packs a fetch holds in memory at once (each at most ``PACK_TARGET`` bytes or so)."""
+"""Whole packs a fetch holds in memory at once."""
+PACK_HELD_BYTES = 2 * PACK_TARGET
+"""The largest pack a fetch reads whole (writers cut packs at ``PACK_TARGET``); a larger one,
+or one whose size is unknown, is read object by object."""
 
 
 @dataclass
@@ -151,9 +154,13 @@ class _PackCache:
         self._held: dict[str, _Slot] = {}
 
     def location(self, oid: Oid) -> Location | None:
-        """Where ``oid`` lies in a pack of the source, or ``None``."""
+        """Where ``oid`` lies in a pack of the source small enough to read whole, or ``None``."""
         found = self.store.packs.locate(oid)
-        return found[0] if found else None
+        if not found:
+            return None
+        info = self.store.packs.pack(found[0].pack)
+        small = info is not None and info.size is not None and info.size <= PACK_HELD_BYTES
+        return found[0] if small else None
 
     def raw(self, oid: Oid) -> bytes:
         """The stored encoding of ``oid``, from its whole pack when it lies in one."""
