@@ -168,6 +168,8 @@ def test_two_writers_one_remote_never_lose_a_version(remote_url: str, tmp_path: 
 
     refused = vault(b, "push")
     assert_clean_error(refused, "pull")
+    # It names the versions to pull, not the ref latest (which moved with them).
+    assert "lacks (v002)" in refused.stderr
     assert remote_refs(remote_url)["versions/v002"] == Repository.open(a).resolve("v002")
 
     pulled_run = vault(b, "pull", "--json")

@@ -408,6 +408,8 @@ def _push_target(ours: RefsDoc, theirs: RefsDoc, name: str) -> RefsDoc:
                 pins[ref[len(PINS) :]] = dict(doc.pins.get(ref[len(PINS) :], {}))
     if lacking or gone or clashes:
         names = [r[len(VERSIONS) :] if r.startswith(VERSIONS) else r for r in lacking + gone]
+        # latest moves with the versions: name it only when nothing else changed.
+        names = [n for n in names if n != LATEST] or names
         what = (
             f"has versions this repository lacks ({', '.join(_by_number(names)[:5])})"
             if lacking
