@@ -40,6 +40,10 @@ READY_BUCKET = "bench-ready"
 
 STOP_GRACE = 5.0
 """Seconds SIGTERM gets before the process group is killed."""
+# weed turns every volume read-only when free space falls under its floor, 1% of the disk by
+# default: 2.5 GB on a 250 GB disk, where a long suite's temporary files can bring it. Every
+# write then failed with InternalError. A fixed floor keeps it writable down to this much.
+MIN_FREE_SPACE = "256MiB"
 
 CLEARED_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 """AWS variables that must not reach the server or the clients."""
@@ -198,6 +202,7 @@ def start(data_dir: Path, *, timeout: float = 90.0) -> SeaweedServer:
         "-master.telemetry=false",
         "-volume.max=200",
         "-master.volumeSizeLimitMB=1024",
+        f"-volume.minFreeSpace={MIN_FREE_SPACE}",
     ]
     env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
     env.update(client_env())
