@@ -112,7 +112,24 @@ def snapshot_id(stdout: str, src: Path) -> str:
 
 def runs_json(runs: list[Run]) -> list[dict[str, Any]]:
     """The runs' command lines, times and peak RSS, JSON-ready."""
-    return [{"argv": r.argv, "seconds": r.seconds, "max_rss_bytes": r.max_rss} for r in runs]
+    return [
+        {
+            "argv": r.argv,
+            "seconds": r.seconds,
+            "max_rss_bytes": r.max_rss,
+            "cpu_seconds": r.cpu_seconds,
+        }
+        for r in runs
+    ]
+
+
+def cpu_json(
+    runs: list[Run], server: seaweed_server.SeaweedServer, server_from: float
+) -> dict[str, float]:
+    """CPU seconds of the client commands and of the server since ``server_from``: on a machine
+    where both share the cores, their sum over the core count is a floor under the wall time."""
+    client = sum(r.cpu_seconds for r in runs)
+    return {"client": client, "server": server.cpu_seconds() - server_from}
 
 
 def bench_vault(
@@ -147,6 +164,7 @@ def bench_vault(
     commits: list[Run] = []
     pushes: list[Run] = []
     seconds = 0.0
+    server_cpu = server.cpu_seconds()
     for src in versions:
         start = time.perf_counter()
         commits.append(run_command([*base, "commit", str(src), "-m", src.name, "--json"]))
@@ -160,6 +178,7 @@ def bench_vault(
         "commits": runs_json(commits),
         "pushes": runs_json(pushes),
         "push_results": [json.loads(r.stdout) for r in pushes],
+        "cpu_seconds": cpu_json([*commits, *pushes], server, server_cpu),
     }
 
     repush = [run_command([*base, "push", "--json"]) for _ in range(REPUSH_REPEATS)]
@@ -175,6 +194,7 @@ def bench_vault(
     dest, checkout = root / "clone", root / "checkout"
     if drop:
         drop_caches()
+    server_cpu = server.cpu_seconds()
     start = time.perf_counter()
     clone = run_command(
         [*vault, "clone", url, str(dest), "--endpoint-url", server.endpoint, "--json"]
@@ -197,6 +217,7 @@ def bench_vault(
         "sync_seconds": timed_sync(),
         "clone_result": json.loads(clone.stdout),
         "runs": runs_json([clone, check]),
+        "cpu_seconds": cpu_json([clone, check], server, server_cpu),
     }
     problems = same_tree(src, checkout)
     if problems:
@@ -206,13 +227,18 @@ def bench_vault(
     if drop:
         drop_caches()
     os.environ["AWS_ENDPOINT_URL"] = server.endpoint
+    server_cpu = server.cpu_seconds()
     try:
         direct = run_command(
             [*vault, "--repo", url, "checkout", f"v{RESTORED_VERSION:03d}", str(direct_out)]
         )
     finally:
         os.environ.pop("AWS_ENDPOINT_URL", None)
-    out["direct_checkout"] = {"seconds": direct.seconds, "runs": runs_json([direct])}
+    out["direct_checkout"] = {
+        "seconds": direct.seconds,
+        "runs": runs_json([direct]),
+        "cpu_seconds": cpu_json([direct], server, server_cpu),
+    }
     problems = same_tree(src, direct_out)
     if problems:
         raise RuntimeError(f"vault --repo s3:// checkout v{RESTORED_VERSION:03d}: {problems[:10]}")
@@ -248,6 +274,7 @@ def bench_restic(
     backups: list[Run] = []
     snapshots: dict[int, str] = {}
     seconds = 0.0
+    server_cpu = server.cpu_seconds()
     for n, src in enumerate(versions, start=1):
         argv = [*base, "backup", "--json", "--host", "vault-bench", "--tag", f"v{n:03d}", str(src)]
         start = time.perf_counter()
@@ -259,6 +286,7 @@ def bench_restic(
         "sync_seconds": timed_sync(),
         "runs": runs_json(backups),
         "snapshots": snapshots,
+        "cpu_seconds": cpu_json(backups, server, server_cpu),
     }
     out["remote_bytes"], out["remote_keys"] = server.bucket_usage(RESTIC_BUCKET)
     out["cache_bytes"] = tree_bytes(root / "cache")[0]
@@ -268,6 +296,7 @@ def bench_restic(
     fresh = ["restic", "-r", repo, "--cache-dir", str(root / "cache-restore")]
     if drop:
         drop_caches()
+    server_cpu = server.cpu_seconds()
     start = time.perf_counter()
     restore = run_command([*fresh, "restore", snapshots[RESTORED_VERSION], "--target", str(target)])
     seconds = time.perf_counter() - start
@@ -276,6 +305,7 @@ def bench_restic(
         "bytes": tree_bytes(src)[0],
         "sync_seconds": timed_sync(),
         "runs": runs_json([restore]),
+        "cpu_seconds": cpu_json([restore], server, server_cpu),
     }
     problems = same_tree(src, target / src.relative_to(src.anchor))
     if problems:
@@ -307,12 +337,14 @@ def one_process(
     """Commit and push every version from one Python process (see :data:`ONE_PROCESS`).
 
     Returns:
-        ``{"seconds", "max_rss_bytes", "pushed_bytes"}``; ``seconds`` is the whole process.
+        ``{"seconds", "max_rss_bytes", "pushed_bytes", "cpu_seconds"}``; ``seconds`` is the
+        whole process.
     """
     if drop:
         drop_caches()
     url = f"s3://{VAULT_BUCKET}/{VAULT_PREFIX}-one-process"
     argv = [sys.executable, "-c", ONE_PROCESS, str(root / "one-process"), url, server.endpoint]
+    server_cpu = server.cpu_seconds()
     start = time.perf_counter()
     done = run_command([*argv, *map(str, versions)])
     seconds = time.perf_counter() - start
@@ -320,6 +352,7 @@ def one_process(
         "seconds": seconds,
         "max_rss_bytes": done.max_rss,
         "pushed_bytes": json.loads(done.stdout)["pushed_bytes"],
+        "cpu_seconds": cpu_json([done], server, server_cpu),
     }
 
 
@@ -388,7 +421,11 @@ def bench_remote(
         holds the 1, 5 and 15 minute load averages at the start of the phase, after restic and
         at the end.
     """
-    out: dict[str, Any] = {"weed_version": weed_version(), "load_average": {}}
+    out: dict[str, Any] = {
+        "weed_version": weed_version(),
+        "load_average": {},
+        "cores": os.cpu_count(),
+    }
     out["load_average"]["start"] = os.getloadavg()
     with server_identity(), seaweed_server.start(root / "seaweedfs") as server:
         out["endpoint"] = server.endpoint
@@ -493,9 +530,11 @@ def report(remote: dict[str, Any]) -> str:
         ]
     cc = va["clone_checkout"]["runs"]
     load = remote["load_average"]
-    lines = [
-        table(rows),
-        "",
+    lines = [table(rows), ""]
+    cpu = cpu_rows(remote)
+    if cpu:
+        lines += [table(cpu), ""]
+    lines += [
         f"clone {cc[0]['seconds']:.2f} s + checkout {cc[1]['seconds']:.2f} s; "
         f"{remote.get('weed_version') or 'weed'} at {remote['endpoint']}; load average "
         + ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in load.items()),
@@ -506,3 +545,41 @@ def report(remote: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def cpu_rows(remote: dict[str, Any]) -> list[list[str]]:
+    """CPU seconds of client and server per compared phase, and the best ratio they allow:
+    the server shares the machine's cores, so vault's wall time cannot fall below its client's
+    and the server's CPU over the core count. Empty for results recorded without CPU times."""
+    va, rs = remote["vault"], remote["restic"]
+    cores = remote.get("cores") or os.cpu_count() or 1
+    pairs = [
+        ("commit + push / backup", va["commit_push"], rs["backup"]),
+        ("commit + push in one process / backup", remote.get("one_process") or {}, rs["backup"]),
+        ("clone + checkout / restore", va["clone_checkout"], rs["restore"]),
+        ("--repo s3:// checkout / restore", va["direct_checkout"], rs["restore"]),
+    ]
+    if any("cpu_seconds" not in v or "cpu_seconds" not in r for _, v, r in pairs):
+        return []
+    rows = [
+        [
+            f"CPU s, client + server ({cores} cores)",
+            "vault",
+            "restic",
+            "vault's wall floor s",
+            "best restic / vault",
+        ]
+    ]
+    for label, v, r in pairs:
+        vc, rc = v["cpu_seconds"], r["cpu_seconds"]
+        floor = (vc["client"] + vc["server"]) / cores
+        rows.append(
+            [
+                label,
+                f"{vc['client']:.2f} + {vc['server']:.2f}",
+                f"{rc['client']:.2f} + {rc['server']:.2f}",
+                f"{floor:.2f}",
+                f"{r['seconds'] / floor:.2f}" if floor else "-",
+            ]
+        )
+    return rows

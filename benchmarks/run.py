@@ -67,12 +67,14 @@ class Run:
         seconds: Wall-clock time from spawn to exit.
         max_rss: Peak resident set size of the child, in bytes.
         stdout: Captured standard output.
+        cpu_seconds: User plus system CPU time of the child and its descendants.
     """
 
     argv: list[str]
     seconds: float
     max_rss: int
     stdout: str = field(repr=False)
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -167,7 +169,9 @@ def run(argv: list[str]) -> Run:
         max_rss_kib = int(rss.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
     if proc.returncode:
         raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}:\n{stderr}")
-    return Run(argv, seconds, max_rss_kib * 1024, stdout)
+    # wait4's usage counts the child and the descendants it waited for (GNU time's command).
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(argv, seconds, max_rss_kib * 1024, stdout, cpu)
 
 
 def timed_sync() -> float:

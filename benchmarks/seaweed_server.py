@@ -125,6 +125,14 @@ class SeaweedServer:
             config=Config(s3={"addressing_style": "path"}, **config),
         )
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used so far (it shares the
+        machine's cores with the client it serves, so both count towards a wall-time floor)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        # After the command's closing parenthesis: utime, stime, cutime, cstime are the 12th-15th.
+        ticks = sum(int(x) for x in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def bucket_usage(self, bucket: str) -> tuple[int, int]:
         """Sum of the object sizes in ``bucket``, and the number of keys."""
         paginator = self.client().get_paginator("list_objects_v2")
