@@ -295,7 +295,7 @@ def test_an_object_damaged_on_both_sides_is_unrepairable(remoted: Remoted) -> No
     fixed[object_key(local_only)] = remoted.remote.backend.get(object_key(local_only))
 
     proc = remoted.vault("verify", "--repair", "--from", "origin", "--json")
-    assert_clean_error(proc, "1 damaged objects remain after repair", "1 unrepairable")
+    assert_clean_error(proc, "1 damaged object remains after repair", "1 unrepairable")
     result = json.loads(proc.stdout)
     assert result["repaired"] == [local_only]
     assert [u["oid"] for u in result["unrepairable"]] == [both]

@@ -34,6 +34,12 @@ class NullProgress:
         pass
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 object``, ``2 objects``: ``n`` and the noun in the number it takes (``plural``
+    when adding an s will not do)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def human_bytes(n: float) -> str:
     """``1.5 GiB`` style sizes (binary units)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

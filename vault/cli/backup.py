@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .common import Context, PathArg, emit_json, human_bytes, json_option, pass_ctx
+from .common import Context, PathArg, counted, emit_json, human_bytes, json_option, pass_ctx
 from .maintenance import print_verify_report
 from .pin import describe_pin, pin_options, print_pin_table, print_restore, print_unpinned
 
@@ -170,7 +170,7 @@ def cleanup(
     print_unpinned(verb, plan.unpin)
     click.echo(
         f"{verb} {len(plan.unpin)} of {len(plan.unpin) + len(plan.keep)} pins; gc would then free"
-        f" {human_bytes(plan.bytes)} ({plan.bytes} bytes in {plan.objects} objects)"
+        f" {human_bytes(plan.bytes)} ({plan.bytes} bytes in {counted(plan.objects, 'object')})"
     )
     if plan.unpin and not plan.executed:
         click.echo("run again with --execute to unpin them")

@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 import click
 
 from ..errors import EXIT_CODES, VaultError
-from ..progress import human_bytes
+from ..progress import counted, human_bytes
 
 __all__ = [
     "INTERNAL_ERROR",
     "Context",
     "PathArg",
+    "counted",
     "emit_json",
     "fail",
     "human_bytes",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import Context, emit_json, human_bytes, json_option, pass_ctx
+from .common import Context, counted, emit_json, human_bytes, json_option, pass_ctx
 from .pin import print_unpinned
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def gc(ctx: Context, dry_run: bool, grace: str | None, remote: str | None, as_js
     verb = "would remove" if dry_run else "removed"
     where = "" if remote is None else f" from {remote}"
     click.echo(
-        f"{verb} {result.objects} objects ({human_bytes(result.bytes)}){where};"
+        f"{verb} {counted(result.objects, 'object')} ({human_bytes(result.bytes)}){where};"
         f" kept {result.reachable} reachable and {result.kept_young} younger than {grace}"
     )
 
@@ -110,7 +110,8 @@ def prune(
     print_unpinned(verb, res.pins)
     freed = "would free" if res.dry_run else "freed"
     click.echo(
-        f"{verb} {len(res.unpinned)} pins, kept {len(res.kept)}; {freed} {res.objects} objects"
+        f"{verb} {counted(len(res.unpinned), 'pin')}, kept {len(res.kept)};"
+        f" {freed} {counted(res.objects, 'object')}"
         f" ({human_bytes(res.bytes)}, {res.bytes} bytes)"
     )
     if res.dry_run and (res.unpinned or res.objects):
@@ -188,12 +189,15 @@ def print_repair_report(result: RepairReport, as_json: bool) -> None:
             click.echo(f"{d.problem} object {d.oid}: {d.detail}; breaks {', '.join(d.versions)}")
         if result.ok:
             click.echo(
-                f"ok: {len(result.repaired)} objects repaired; {result.verify.objects} objects in"
-                f" {result.verify.versions} versions ({human_bytes(result.verify.bytes)}) verified"
+                f"ok: {counted(len(result.repaired), 'object')} repaired;"
+                f" {counted(result.verify.objects, 'object')} in"
+                f" {counted(result.verify.versions, 'version')}"
+                f" ({human_bytes(result.verify.bytes)}) verified"
             )
     if not result.ok:
         click.echo(
-            f"vault: error: {len(result.verify.damaged)} damaged objects remain after repair"
+            f"vault: error: {counted(len(result.verify.damaged), 'damaged object')}"
+            f" {'remains' if len(result.verify.damaged) == 1 else 'remain'} after repair"
             f" ({len(result.unrepairable)} unrepairable)",
             err=True,
         )
@@ -233,12 +237,18 @@ def print_verify_report(
             click.echo(f"damaged pack index {p.key}: {p.problem}")
         if report.ok:
             click.echo(
-                f"ok: {report.objects} objects in {report.versions} {what}"
+                f"ok: {counted(report.objects, 'object')} in"
+                f" {counted(report.versions, what.removesuffix('s'), what)}"
                 f" ({human_bytes(report.bytes)}) verified{_kinds(report)}"
             )
         else:
-            packs = f" and {len(report.packs)} damaged pack indexes" if report.packs else ""
-            click.echo(f"vault: error: {len(report.damaged)} damaged objects{packs}", err=True)
+            packs = ""
+            if report.packs:
+                n = len(report.packs)
+                packs = f" and {counted(n, 'damaged pack index', 'damaged pack indexes')}"
+            click.echo(
+                f"vault: error: {counted(len(report.damaged), 'damaged object')}{packs}", err=True
+            )
     if not report.ok:
         sys.exit(1)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..progress import for_terminal, human_bytes
+from ..progress import counted, for_terminal, human_bytes
 from .common import Context, PathArg, emit_json, json_option, pass_ctx
 
 
@@ -62,7 +62,7 @@ def remote_remove(ctx: Context, name: str) -> None:
 
 
 def _summary(objects: int, size: int) -> str:
-    return f"{objects} object{'s' if objects != 1 else ''} ({human_bytes(size)})"
+    return f"{counted(objects, 'object')} ({human_bytes(size)})"
 
 
 TRANSFER_JSON = ("remote", "objects", "bytes", "versions")
@@ -178,7 +178,8 @@ def clone(
         )
         return
     click.echo(
-        f"cloned {len(result.versions)} version(s), {_summary(result.objects, result.bytes)}"
+        f"cloned {counted(len(result.versions), 'version')},"
+        f" {_summary(result.objects, result.bytes)}"
         f" into {where}"
     )
 

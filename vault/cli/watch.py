@@ -10,7 +10,16 @@ from typing import Any
 
 import click
 
-from .common import Context, PathArg, human_bytes, json_option, json_value, one_line, pass_ctx
+from .common import (
+    Context,
+    PathArg,
+    counted,
+    human_bytes,
+    json_option,
+    json_value,
+    one_line,
+    pass_ctx,
+)
 
 
 def _line(event: dict[str, Any]) -> tuple[str, bool]:
@@ -34,8 +43,8 @@ def _line(event: dict[str, Any]) -> tuple[str, bool]:
                 event["error"]
             ), True
         return (
-            f"pushed to {event['remote']}: {len(event['versions'])} new versions,"
-            f" {event['objects']} objects, {human_bytes(event['bytes'])}"
+            f"pushed to {event['remote']}: {counted(len(event['versions']), 'new version')},"
+            f" {counted(event['objects'], 'object')}, {human_bytes(event['bytes'])}"
         ), False
     return f"vault: error: {one_line(event['path'])}: {one_line(event['message'])}", True
 
