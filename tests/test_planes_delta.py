@@ -259,3 +259,68 @@ def test_delta_base_loop_in_a_damaged_header_is_corruption(
         repo.store.get(chunk)
     report = repo.verify()
     assert not report.ok
+
+
+# -- pushing delta chains ------------------------------------------------------------------------
+
+
+def test_push_sends_a_delta_base_that_no_pushed_version_lists(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """v002's chunks are deltas of v001's; with v001's name gone only v002 is pushed, and its
+    bases must travel with it."""
+    repo.commit(checkpoint(tmp_path / "a", 1), "a")
+    repo.commit(checkpoint(tmp_path / "b", 2), "b")
+    bases = {base for _, base in delta_chunks(repo, "v002")}
+    assert bases
+    with repo.refs.transaction("test: drop v001") as txn:
+        txn.delete("versions/v001", expected=txn.get("versions/v001"))
+    for pin in repo.backup_list():
+        repo.unpin(pin.name)
+    repo.remote_add("origin", str(tmp_path / "remote"))
+    repo.push("origin")
+    remote = Repository.open(tmp_path / "remote")
+    assert all(remote.store.has(b) for b in bases)
+    assert remote.verify().ok
+    remote.checkout("v002", tmp_path / "out")
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "b")
+
+
+def test_push_of_a_new_version_reads_no_chunk_header_of_what_the_remote_holds(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push walked every chunk header of every version twice (2.0 s of a 2.2 s push of one
+    small version to a remote holding 300); only the chunks it sends need theirs read."""
+    from vault.store import ObjectStore
+
+    for step in (1, 2):
+        repo.commit(checkpoint(tmp_path / f"c{step}", step), f"step {step}")
+    repo.remote_add("origin", str(tmp_path / "remote"))
+    repo.push("origin")
+    old = {c for rev in ("v001", "v002") for c in chunk_ids(repo, rev)}
+    repo.commit(checkpoint(tmp_path / "c3", 3), "step 3")
+    new = set(chunk_ids(repo, "v003")) - old
+    asked: list[str] = []
+    real = ObjectStore.delta_base
+
+    def counted(self: ObjectStore, oid: str) -> str | None:
+        asked.append(oid)
+        return real(self, oid)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ObjectStore, "delta_base", counted)
+    result = repo.push("origin")
+    assert result.versions == ["v003"]
+    assert new and set(asked) <= new  # v003's bases are v002's chunks: the remote holds them
+    assert result.objects == len(new) + 3  # its chunks, one file manifest changed, tree, version
+    monkeypatch.undo()
+    remote = Repository.open(tmp_path / "remote")
+    assert remote.verify().ok
+    remote.checkout("v003", tmp_path / "out")
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "c3")
+
+
+def chunk_ids(repo: Repository, rev: str) -> list[str]:
+    """Every chunk id of ``rev``'s files, in tree order."""
+    tree = repo.store.get_tree(repo.store.get_version(repo.resolve(rev)).tree)
+    files = [repo.store.get_file(e.file) for e in tree.entries if e.file is not None]
+    return [c.oid for f in files for c in f.chunks]

@@ -53,7 +53,7 @@ from ..revisions import name_clashes
 from ..store import ObjectStore, object_key
 from .commit import run_head
 from .parts import Parts
-from .walk import reach
+from .walk import Reach, delta_bases, reach
 
 CAS_RETRIES = 5
 PARALLEL = 16
@@ -456,19 +456,28 @@ def _needed(store: ObjectStore, roots: set[Oid], theirs: set[Oid]) -> dict[Oid, 
     """Objects ``roots`` reach that the versions ``theirs`` (those this store has) do not:
     what the other side lacks, since a repository holds everything its refs reach.
 
+    The other side's versions are walked first, without reading chunk headers; then only the
+    trees and file manifests they do not hold, and the delta bases of the chunks to send (a
+    base the other side holds stops the chain there). A push of one new version so reads the
+    remote's manifests once, not every manifest and chunk header twice.
+
     Ordered for the receiving side: chunks first, then file manifests, trees, versions.
     """
     known = {oid for oid in theirs if store.has(oid)}
-    have = reach(store, known) if known else None
-    want = reach(store, roots)
+    have = reach(store, known, bases=False) if known else Reach()
+    want = reach(store, roots, bases=False, known=have)
     out: dict[Oid, int | None] = {}
-    skip = have.all() if have is not None else set()
     for oid, size in want.chunks.items():
-        if oid not in skip:
+        if oid not in have.chunks:
             out[oid] = size
+    # A delta-encoded chunk cannot be read without its base: send the base too.
+    for base in sorted(delta_bases(store, set(out), stop=have.chunks)):
+        if base not in out:
+            header = store.head(base)
+            out[base] = header.size if header is not None else 0
     for group in (want.files, want.trees, want.versions):
         for oid in sorted(group):
-            if oid not in skip:
+            if oid not in have.files and oid not in have.trees and oid not in have.versions:
                 out[oid] = None
     return out
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ..ids import Oid
@@ -31,7 +31,14 @@ class Reach:
         return self.versions | self.trees | self.files | set(self.chunks)
 
 
-def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -> Reach:
+def reach(
+    store: ObjectStore,
+    roots: Iterable[Oid],
+    *,
+    ancestors: bool = True,
+    bases: bool = True,
+    known: Reach | None = None,
+) -> Reach:
     """Mark everything ``roots`` (version ids) reach, following parents when ``ancestors``.
 
     A root keeps its version object, its tree and everything the tree lists, and the same for
@@ -40,7 +47,9 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
     version, but its files stay only while a name, tag or pin (some root) keeps them. Every
     named version is itself a root, so this only lets go of versions nothing names.
 
-    Manifests are read (and so verified); of chunks only the headers, for delta bases.
+    Manifests are read (and so verified); of chunks only the headers, for delta bases, unless
+    ``bases`` is false. A tree or file manifest that ``known`` holds is not read again: what it
+    lists is left out (a push walks only what the remote's versions do not already reach).
 
     Raises:
         CorruptObject, ObjectMissing: a manifest on the way is damaged; nothing can be said
@@ -57,11 +66,13 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
             stack.extend(version.parents)
         # The files' tree, then the trees attached to the version (training data, snapshots).
         for tree_id in version.trees():
-            if tree_id in out.trees:
+            if tree_id in out.trees or (known is not None and tree_id in known.trees):
                 continue
             out.trees.add(tree_id)
             for entry in store.get_tree(tree_id).entries:
                 if entry.kind != KIND_FILE or entry.file is None or entry.file in out.files:
+                    continue
+                if known is not None and entry.file in known.files:
                     continue
                 out.files.add(entry.file)
                 for c in store.get_file(entry.file).chunks:
@@ -72,6 +83,8 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
             continue
         out.versions.add(vid)
         stack.extend(p for p in store.get_version(vid).parents if p not in out.versions)
+    if not bases:
+        return out
     # A delta-encoded chunk cannot be read without its base: the base is reachable too.
     for base in delta_bases(store, set(out.chunks)):
         if base not in out.chunks:
@@ -80,14 +93,16 @@ def reach(store: ObjectStore, roots: Iterable[Oid], *, ancestors: bool = True) -
     return out
 
 
-def delta_bases(store: ObjectStore, oids: set[Oid]) -> set[Oid]:
+def delta_bases(
+    store: ObjectStore, oids: set[Oid], stop: Collection[Oid] = frozenset()
+) -> set[Oid]:
     """Every object that the objects ``oids`` are deltas of, transitively (their headers name
-    them); costs one small read per object."""
+    them), but neither a base in ``stop`` nor its own bases; costs one small read per object."""
     out: set[Oid] = set()
     stack = list(oids)
     while stack:
         base = store.delta_base(stack.pop())
-        if base is not None and base not in out:
+        if base is not None and base not in out and base not in stop:
             out.add(base)
             stack.append(base)
     return out
