@@ -166,14 +166,20 @@ def test_successive_checkpoints_are_stored_as_deltas(repo: Repository, tmp_path:
     assert repo.verify().ok
 
 
-def test_gc_keeps_delta_bases_of_deleted_history(repo: Repository, tmp_path: Path) -> None:
+def two_checkpoints_without_the_first_name(repo: Repository, tmp_path: Path) -> set[str]:
+    """Commit two checkpoints (v002's chunks deltas of v001's), then drop the name v001, so
+    that only v002, through its delta bases, needs v001's chunks; returns those bases."""
     repo.commit(checkpoint(tmp_path / "a", 1), "a")
     repo.commit(checkpoint(tmp_path / "b", 2), "b")
     bases = {base for _, base in delta_chunks(repo, "v002")}
     assert bases
-    # Make v001 unreachable as far as refs go: only v002 (through its delta bases) needs it.
     with repo.refs.transaction("test: drop v001") as txn:
         txn.delete("versions/v001", expected=txn.get("versions/v001"))
+    return bases
+
+
+def test_gc_keeps_delta_bases_of_deleted_history(repo: Repository, tmp_path: Path) -> None:
+    bases = two_checkpoints_without_the_first_name(repo, tmp_path)
     past = time.time() - 7200
     for oid, _ in list(repo.store.list()):
         os.utime(repo.root / object_key(oid), (past, past))
@@ -269,12 +275,7 @@ def test_push_sends_a_delta_base_that_no_pushed_version_lists(
 ) -> None:
     """v002's chunks are deltas of v001's; with v001's name gone only v002 is pushed, and its
     bases must travel with it."""
-    repo.commit(checkpoint(tmp_path / "a", 1), "a")
-    repo.commit(checkpoint(tmp_path / "b", 2), "b")
-    bases = {base for _, base in delta_chunks(repo, "v002")}
-    assert bases
-    with repo.refs.transaction("test: drop v001") as txn:
-        txn.delete("versions/v001", expected=txn.get("versions/v001"))
+    bases = two_checkpoints_without_the_first_name(repo, tmp_path)
     for pin in repo.backup_list():
         repo.unpin(pin.name)
     repo.remote_add("origin", str(tmp_path / "remote"))
