@@ -53,7 +53,7 @@ from ..revisions import name_clashes
 from ..store import ObjectStore, object_key
 from .commit import run_head
 from .parts import Parts
-from .walk import Reach, delta_bases, reach
+from .walk import Reach, add_delta_bases, reach
 
 CAS_RETRIES = 5
 PARALLEL = 16
@@ -466,15 +466,9 @@ def _needed(store: ObjectStore, roots: set[Oid], theirs: set[Oid]) -> dict[Oid, 
     known = {oid for oid in theirs if store.has(oid)}
     have = reach(store, known, bases=False) if known else Reach()
     want = reach(store, roots, bases=False, known=have)
-    out: dict[Oid, int | None] = {}
-    for oid, size in want.chunks.items():
-        if oid not in have.chunks:
-            out[oid] = size
-    # A delta-encoded chunk cannot be read without its base: send the base too.
-    for base in sorted(delta_bases(store, set(out), stop=have.chunks)):
-        if base not in out:
-            header = store.head(base)
-            out[base] = header.size if header is not None else 0
+    chunks = {oid: size for oid, size in want.chunks.items() if oid not in have.chunks}
+    add_delta_bases(store, chunks, stop=have.chunks)
+    out: dict[Oid, int | None] = dict(chunks)
     for group in (want.files, want.trees, want.versions):
         for oid in sorted(group):
             if oid not in have.files and oid not in have.trees and oid not in have.versions:

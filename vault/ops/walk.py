@@ -83,14 +83,20 @@ def reach(
             continue
         out.versions.add(vid)
         stack.extend(p for p in store.get_version(vid).parents if p not in out.versions)
-    if not bases:
-        return out
-    # A delta-encoded chunk cannot be read without its base: the base is reachable too.
-    for base in delta_bases(store, set(out.chunks)):
-        if base not in out.chunks:
-            header = store.head(base)
-            out.chunks[base] = header.size if header is not None else 0
+    if bases:
+        add_delta_bases(store, out.chunks)
     return out
+
+
+def add_delta_bases(
+    store: ObjectStore, chunks: dict[Oid, int], stop: Collection[Oid] = frozenset()
+) -> None:
+    """Add to ``chunks`` (id to content length) the delta bases they need, transitively, but
+    none in ``stop``: a delta-encoded chunk cannot be read without its base."""
+    for base in sorted(delta_bases(store, set(chunks), stop)):
+        if base not in chunks:
+            header = store.head(base)
+            chunks[base] = header.size if header is not None else 0
 
 
 def delta_bases(
